@@ -1,0 +1,209 @@
+// Package app is the whole program behind hook/main.go: hook mode for
+// libvirtd and the command line for people.
+//
+// Exit codes: 0 success or nothing to do; 1 the hook failed (libvirt aborts
+// the start, restore or incoming migration and shows our one stderr line);
+// 2 the command line was not understood.
+package app
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/hookcall"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/logging"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/varstore"
+)
+
+// Version is set at build time with -ldflags -X.
+var Version = "dev"
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// Prog prefixes every line the user sees.
+const Prog = "libvirt-nvram-hook"
+
+// Env is everything the program takes from its process, so that tests run
+// it in-process and in parallel.
+type Env struct {
+	Args           []string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	ConfigPath     string
+	ConfigRequired bool   // the path was named explicitly
+	DevLog         string // syslog socket deciding the default log target
+	Euid           int
+}
+
+// Main runs the program for a real process.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid()}
+	if p := os.Getenv(config.EnvPath); p != "" {
+		e.ConfigPath, e.ConfigRequired = p, true
+	}
+	return Run(e)
+}
+
+// Run dispatches on the argument shape: exactly four arguments is libvirtd
+// calling the hook, anything else is a person.
+func Run(e Env) int {
+	var args []string
+	if len(e.Args) > 0 {
+		args = e.Args[1:]
+	}
+	if call, ok := hookcall.Parse(args); ok {
+		return runHook(e, call)
+	}
+	return runCLI(e, args)
+}
+
+func runHook(e Env, call hookcall.Call) int {
+	phase := call.Phase()
+	if phase == hookcall.None {
+		// Drain stdin so libvirt's write never meets a closed pipe; no
+		// config, no logging, no files.
+		io.Copy(io.Discard, e.Stdin)
+		return ExitOK
+	}
+	start := time.Now()
+	h := &hookRun{env: e, call: call, planner: &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired}}
+	d, err := domain.Read(e.Stdin)
+	if err != nil {
+		return h.fail(fmt.Errorf("cannot use the domain XML for %q (%s %s): %w", call.Domain, call.Op, call.SubOp, err))
+	}
+	mode := plan.Prepare
+	if phase == hookcall.Filter {
+		mode = plan.Filter
+	}
+	dec, err := h.planner.Plan(d, mode)
+	if err != nil {
+		return h.fail(err)
+	}
+	if dec.Action != plan.Create && dec.Action != plan.Outside && !dec.AddNVRAM && !dec.AddTemplate {
+		return ExitOK // the common case: nothing missing, nothing logged
+	}
+	log := h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path, "nvram": dec.Path})
+	switch dec.Action {
+	case plan.Outside:
+		log.WithField("action", "skip").Warn(dec.Reason)
+	case plan.Create:
+		if code := h.create(log, dec); code != ExitOK {
+			return code
+		}
+	}
+	if dec.AddNVRAM {
+		if err := d.AddNVRAM(dec.Path, dec.Template.Template); err != nil {
+			return h.fail(err)
+		}
+		log.WithFields(tmplFields(dec)).WithField("action", "add-nvram").Info("added <nvram> to the domain XML")
+	}
+	if dec.AddTemplate {
+		if err := d.SetTemplate(dec.Template.Template); err != nil {
+			return h.fail(err)
+		}
+		log.WithFields(tmplFields(dec)).WithField("action", "add-template").Info("added template= to <nvram>")
+	}
+	if d.Changed() {
+		if _, err := d.WriteTo(e.Stdout); err != nil {
+			return h.fail(fmt.Errorf("writing the domain XML to stdout: %w", err))
+		}
+	}
+	log.WithField("duration", time.Since(start).Round(time.Microsecond).String()).Debug("done")
+	return ExitOK
+}
+
+func tmplFields(dec *plan.Decision) logrus.Fields {
+	return logrus.Fields{"template": dec.Template.Template, "template_source": string(dec.Template.Source), "template_origin": dec.Template.Origin}
+}
+
+// hookRun carries one hook call's state: the planner (whose config is
+// loaded at most once) and the logger, built only when needed.
+type hookRun struct {
+	env     Env
+	call    hookcall.Call
+	planner *plan.Planner
+	log     *logrus.Logger
+	toErr   bool // the log goes to stderr already
+}
+
+func (h *hookRun) create(log *logrus.Entry, dec *plan.Decision) int {
+	cfg, err := h.planner.Config()
+	if err != nil {
+		return h.fail(err)
+	}
+	opt := varstore.Options{UID: -1, GID: -1, Format: dec.Format}
+	if h.env.Euid == 0 || cfg.User != "" || cfg.Group != "" {
+		// As root, the file goes to the qemu user; a session daemon (not
+		// root) runs QEMU as itself and needs no chown.
+		owner, err := resolveOwner(cfg)
+		if err != nil {
+			return h.fail(fmt.Errorf("varstore owner: %w", err))
+		}
+		opt.UID, opt.GID = owner.UID, owner.GID
+		log = log.WithField("owner", owner.Name)
+	}
+	log = log.WithFields(tmplFields(dec))
+	t0 := time.Now()
+	res, err := varstore.Create(dec.Dir, filepath.Base(dec.Path), dec.Template.Template, opt)
+	if err != nil {
+		return h.fail(fmt.Errorf("cannot create varstore %s from template %s (%s): %w", dec.Path, dec.Template.Template, dec.Template.Source, err))
+	}
+	log = log.WithField("duration", time.Since(t0).Round(time.Microsecond).String())
+	if !res.Created {
+		log.WithField("action", "none").Info("varstore appeared meanwhile; left as it is")
+		return ExitOK
+	}
+	log.WithFields(logrus.Fields{"action": "created", "bytes": res.Size, "method": res.Method}).Info("created varstore")
+	return ExitOK
+}
+
+// logger builds the log from the config on first use; with a broken config
+// it still logs, to the default target.
+func (h *hookRun) logger() *logrus.Logger {
+	if h.log != nil {
+		return h.log
+	}
+	target, level := "", "info"
+	if cfg, err := h.planner.Config(); err == nil {
+		target, level = cfg.LogTarget, cfg.LogLevel
+	}
+	l, _, err := logging.New(target, level, h.env.Stderr, h.env.DevLog)
+	if err != nil {
+		l, _, _ = logging.New("stderr", "info", h.env.Stderr, h.env.DevLog)
+		target = "stderr"
+	}
+	// The process ends right after; the log's file or socket closes with it.
+	h.toErr = target == "stderr" || (target == "" && l.Out == h.env.Stderr)
+	h.log = l
+	return l
+}
+
+// fail logs err and prints it as the one line libvirt shows the user.
+func (h *hookRun) fail(err error) int {
+	l := h.logger()
+	if !h.toErr {
+		l.WithFields(logrus.Fields{"domain": h.call.Domain, "op": string(h.call.Op), "action": "failed"}).Error(err.Error())
+	}
+	fmt.Fprintf(h.env.Stderr, "%s: %s\n", Prog, oneLine(err.Error()))
+	return ExitFailure
+}
+
+// oneLine keeps libvirt's error message to one line whatever the cause.
+func oneLine(s string) string {
+	return strings.TrimSpace(strings.NewReplacer("\r", " ", "\n", " ").Replace(s))
+}

@@ -1,0 +1,199 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
+)
+
+const usage = `Usage:
+  libvirt-nvram-hook DOMAIN OPERATION SUBOP EXTRA < domain.xml
+        what libvirtd runs (as /etc/libvirt/hooks/qemu or a file in qemu.d/):
+        prepare creates a missing UEFI varstore; migrate and restore also
+        add <nvram> to the XML when it has none
+  libvirt-nvram-hook check
+        validate the config and list every loader -> template mapping
+  libvirt-nvram-hook explain [-f FILE]
+        say what the hook would do for a domain XML (stdin by default),
+        touching nothing
+  libvirt-nvram-hook --version | --help
+
+Config: /etc/libvirt/nvram-hook.conf, or the file named by
+LIBVIRT_NVRAM_HOOK_CONFIG. Exit codes: 0 ok, 1 failure, 2 usage.
+`
+
+func runCLI(e Env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.Stderr, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(e.Stdout, usage)
+		return ExitOK
+	case "-V", "--version", "version":
+		fmt.Fprintf(e.Stdout, "%s %s\n", Prog, Version)
+		return ExitOK
+	case "check":
+		if len(args) != 1 {
+			return usageError(e, "check takes no arguments")
+		}
+		return runCheck(e)
+	case "explain":
+		file := ""
+		switch {
+		case len(args) == 1:
+		case len(args) == 3 && args[1] == "-f":
+			file = args[2]
+		default:
+			return usageError(e, "explain takes [-f FILE]")
+		}
+		return runExplain(e, file)
+	}
+	return usageError(e, fmt.Sprintf("unknown command %q", args[0]))
+}
+
+func usageError(e Env, msg string) int {
+	fmt.Fprintf(e.Stderr, "%s: %s\n\n%s", Prog, msg, usage)
+	return ExitUsage
+}
+
+// runCheck validates the config as a whole and prints the effective
+// settings and the template table in lookup order.
+func runCheck(e Env) int {
+	cfg, err := config.Load(e.ConfigPath, e.ConfigRequired)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		fmt.Fprintf(e.Stdout, "config %s: %d problem(s)\n", cerr.Path, len(cerr.Problems))
+		for _, p := range cerr.Problems {
+			fmt.Fprintf(e.Stdout, "  %s\n", p)
+		}
+		return ExitFailure
+	}
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
+		return ExitFailure
+	}
+	problems := 0
+	w := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+	state := "ok"
+	if !cfg.Present {
+		state = "absent: built-in defaults"
+	}
+	fmt.Fprintf(w, "config:\t%s (%s)\n", cfg.Path, state)
+	fmt.Fprintf(w, "nvram dir:\t%s\n", cfg.NVRAMDir)
+	fmt.Fprintf(w, "allowed dirs:\t%s\n", strings.Join(cfg.AllowedDirs, ":"))
+	if owner, err := resolveOwner(cfg); err != nil {
+		fmt.Fprintf(w, "owner:\tERROR %s\n", err)
+		problems++
+	} else {
+		fmt.Fprintf(w, "owner:\t%s (%d:%d)\n", owner.Name, owner.UID, owner.GID)
+	}
+	fmt.Fprintf(w, "add_template:\t%v\n", cfg.AddTemplate)
+	fmt.Fprintf(w, "log:\t%s (%s)\n", firstNonEmpty(cfg.LogTarget, "syslog if /dev/log exists, else stderr"), cfg.LogLevel)
+	w.Flush()
+
+	cat := firmware.Load(plan.Sources(cfg))
+	fmt.Fprintf(e.Stdout, "\nlooked in: %s\n", strings.Join(cat.Consulted, ", "))
+	fmt.Fprintf(e.Stdout, "templates in lookup order (the first entry for a loader wins; a domain's own template= beats all):\n")
+	winner := map[string]string{}
+	for _, p := range cat.Pairs {
+		mark, note := "*", ""
+		if first, ok := winner[p.Code]; ok {
+			mark, note = " ", "  (shadowed by "+first+")"
+		} else {
+			winner[p.Code] = p.Origin
+		}
+		if _, err := os.Stat(p.Vars); err != nil {
+			note += "  (template missing)"
+			if p.Source == firmware.FromConfig {
+				problems++
+			}
+		}
+		fmt.Fprintf(e.Stdout, "%s %s\n    -> %s  [%s %s]%s\n", mark, p.Code, p.Vars, p.Source, p.Origin, note)
+	}
+	if len(cat.Pairs) == 0 {
+		fmt.Fprintln(e.Stdout, "  (none)")
+	}
+	for _, err := range cat.Problems {
+		fmt.Fprintf(e.Stdout, "warning: %s\n", err)
+	}
+	if problems > 0 {
+		fmt.Fprintf(e.Stdout, "%d problem(s)\n", problems)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// runExplain prints what prepare and the migrate/restore filter would do.
+func runExplain(e Env, file string) int {
+	var in io.Reader = e.Stdin
+	if file != "" && file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
+			return ExitFailure
+		}
+		defer f.Close()
+		in = f
+	}
+	d, err := domain.Read(in)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
+		return ExitFailure
+	}
+	p := &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired}
+	out := e.Stdout
+	fmt.Fprintf(out, "domain:  %s\n", d.Name)
+	if l := d.Loader; l != nil {
+		fmt.Fprintf(out, "loader:  %s (type=%s readonly=%v stateless=%v)\n", firstNonEmpty(l.Path, "(no path)"), firstNonEmpty(l.Type, "rom"), l.ReadOnly, l.Stateless)
+	} else {
+		fmt.Fprintf(out, "loader:  (none)\n")
+	}
+	if n := d.NVRAM; n != nil {
+		fmt.Fprintf(out, "nvram:   %s (%s) template=%s\n", firstNonEmpty(n.Path, "(no path)"), n.Kind, firstNonEmpty(n.Template, "(none)"))
+	} else {
+		fmt.Fprintf(out, "nvram:   (none)\n")
+	}
+	code := ExitOK
+	for _, m := range []struct {
+		name string
+		mode plan.Mode
+	}{{"prepare", plan.Prepare}, {"migrate/restore filter", plan.Filter}} {
+		dec, err := p.Plan(d, m.mode)
+		if err != nil {
+			fmt.Fprintf(out, "%s: would FAIL (exit 1): %s\n", m.name, err)
+			code = ExitFailure
+			continue
+		}
+		fmt.Fprintf(out, "%s: %s\n", m.name, describe(dec))
+	}
+	return code
+}
+
+func describe(dec *plan.Decision) string {
+	var b strings.Builder
+	switch dec.Action {
+	case plan.Create:
+		fmt.Fprintf(&b, "create %s from %s (%s %s)", dec.Path, dec.Template.Template, dec.Template.Source, dec.Template.Origin)
+	case plan.Exists:
+		fmt.Fprintf(&b, "nothing: %s exists and is used as it is", dec.Path)
+	default:
+		fmt.Fprintf(&b, "nothing: %s", dec.Reason)
+	}
+	if dec.AddNVRAM {
+		fmt.Fprintf(&b, "; XML: add <nvram template='%s'>%s</nvram>", dec.Template.Template, dec.Path)
+	}
+	if dec.AddTemplate {
+		fmt.Fprintf(&b, "; XML: add template='%s' to <nvram>", dec.Template.Template)
+	}
+	return b.String()
+}

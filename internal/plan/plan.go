@@ -1,0 +1,296 @@
+// Package plan decides what the hook does for one domain, touching
+// nothing: the hook carries the decision out, and `explain` prints it.
+// The decision reads the config and the firmware sources only when a
+// varstore is actually missing (or a filter must add <nvram>), so the
+// common case, a varstore that exists, costs one lstat.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/varstore"
+)
+
+// Mode is the kind of hook phase.
+type Mode int
+
+const (
+	// Prepare may only create the file the XML names.
+	Prepare Mode = iota
+	// Filter (migrate, restore) may also add <nvram> to the XML.
+	Filter
+)
+
+// Action is what happens to the varstore file.
+type Action int
+
+const (
+	// Nothing: the domain has no file varstore the hook may create.
+	Nothing Action = iota
+	// Exists: the varstore is there and is used as it is.
+	Exists
+	// Outside: it is missing but lies outside allowed_dirs; left to libvirt.
+	Outside
+	// Create: make it from Template.
+	Create
+)
+
+func (a Action) String() string {
+	return [...]string{"nothing", "exists", "outside", "create"}[a]
+}
+
+// Decision is the outcome for one domain.
+type Decision struct {
+	Action   Action
+	Reason   string
+	Path     string // the varstore, as in the XML or generated
+	Dir      string // Path's directory with symlinks resolved (Create)
+	Format   string // expected varstore format: raw or qcow2
+	Template firmware.Hit
+
+	// Filter-only changes to the XML.
+	AddNVRAM    bool
+	AddTemplate bool
+}
+
+// ErrName means the domain name cannot become a file name.
+var ErrName = errors.New("domain name cannot be used in a file name")
+
+// Planner holds what a decision may need, loaded at most once and only on
+// demand.
+type Planner struct {
+	ConfigPath     string
+	ConfigRequired bool
+
+	cfg     *config.Config
+	cfgErr  error
+	catalog *firmware.Catalog
+}
+
+// Config loads the hook's config on first use.
+func (p *Planner) Config() (*config.Config, error) {
+	if p.cfg == nil && p.cfgErr == nil {
+		p.cfg, p.cfgErr = config.Load(p.ConfigPath, p.ConfigRequired)
+	}
+	return p.cfg, p.cfgErr
+}
+
+// Catalog builds the firmware catalog on first use.
+func (p *Planner) Catalog() (*firmware.Catalog, error) {
+	if p.catalog != nil {
+		return p.catalog, nil
+	}
+	cfg, err := p.Config()
+	if err != nil {
+		return nil, err
+	}
+	p.catalog = firmware.Load(Sources(cfg))
+	return p.catalog, nil
+}
+
+// Sources turns the config into the lookup's sources.
+func Sources(cfg *config.Config) firmware.Sources {
+	s := firmware.Sources{QemuConf: cfg.QemuConf}
+	s.ConfigPath = cfg.Path
+	if !cfg.Present {
+		s.ConfigPath += " (absent)"
+	}
+	for _, pr := range cfg.Pairs {
+		s.ConfigPairs = append(s.ConfigPairs, firmware.Pair{Code: pr.Code, Vars: pr.Vars, Origin: fmt.Sprintf("%s:%d", cfg.Path, pr.Line)})
+	}
+	if cfg.Descriptors {
+		s.DescriptorDirs = cfg.DescriptorDirs
+	}
+	return s
+}
+
+// VarsName is libvirt's file name for a generated varstore.
+func VarsName(domainName string) (string, error) {
+	if domainName == "" || strings.ContainsAny(domainName, "/\x00") {
+		return "", fmt.Errorf("%w: %q", ErrName, domainName)
+	}
+	return domainName + "_VARS.fd", nil
+}
+
+// Plan decides for d. Errors are reasons to fail the hook: a broken
+// config, something that is not a regular file where the varstore should
+// be, no template for a missing varstore.
+func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
+	dec := &Decision{}
+	if reason := noVarstore(d); reason != "" {
+		dec.Reason = reason
+		return dec, nil
+	}
+	loader := d.Loader.Path
+	dec.Format = firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
+	nv := d.NVRAM
+	switch {
+	case nv == nil && mode == Prepare:
+		dec.Reason = "no <nvram> in the XML: libvirt generates the path and copies the template after prepare"
+		return dec, nil
+	case nv == nil:
+		name, err := VarsName(d.Name)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := p.Config()
+		if err != nil {
+			return nil, err
+		}
+		if dec.Template, err = p.find(loader, ""); err != nil {
+			return nil, err
+		}
+		dec.Path = filepath.Join(cfg.NVRAMDir, name)
+		dec.AddNVRAM = true
+	case nv.Kind != domain.NVRAMFile:
+		dec.Reason = fmt.Sprintf("<nvram type='%s'>: not a file, never created from a template", nv.Type)
+		return dec, nil
+	case nv.Path == "":
+		dec.Reason = "<nvram> names no file: libvirt generates the path itself"
+		return dec, nil
+	default:
+		dec.Path = nv.Path
+	}
+
+	exists, err := varstore.Exists(dec.Path)
+	if err != nil {
+		return nil, err
+	}
+	if mode == Filter && nv != nil && nv.Template == "" {
+		if err := p.maybeAddTemplate(dec, loader); err != nil {
+			return nil, err
+		}
+	}
+	if exists {
+		dec.Action = Exists
+		dec.Reason = "the varstore exists and is used as it is"
+		return dec, nil
+	}
+	cfg, err := p.Config()
+	if err != nil {
+		return nil, err
+	}
+	if dir, reason := p.placement(cfg, dec.Path); reason != "" {
+		dec.Action = Outside
+		dec.Reason = reason
+		return dec, nil
+	} else {
+		dec.Dir = dir
+	}
+	if dec.Template.Template == "" {
+		if dec.Template, err = p.find(loader, templateOf(nv)); err != nil {
+			return nil, err
+		}
+	}
+	dec.Action = Create
+	dec.Reason = "the varstore is missing"
+	return dec, nil
+}
+
+// maybeAddTemplate records template= for an existing <nvram> when the
+// config asks for it and a template is known. Each changed XML taints the
+// domain in libvirt ('hook-script'), hence off by default.
+func (p *Planner) maybeAddTemplate(dec *Decision, loader string) error {
+	cfg, err := p.Config()
+	if err != nil || !cfg.AddTemplate {
+		return err
+	}
+	hit, err := p.find(loader, "")
+	var nf *firmware.NotFoundError
+	if errors.As(err, &nf) {
+		return nil // nothing to add; a missing file fails later with this error
+	}
+	if err != nil {
+		return err
+	}
+	dec.Template = hit
+	dec.AddTemplate = true
+	return nil
+}
+
+func (p *Planner) find(loader, xmlTemplate string) (firmware.Hit, error) {
+	cat, err := p.Catalog()
+	if err != nil {
+		return firmware.Hit{}, err
+	}
+	return cat.Find(loader, xmlTemplate)
+}
+
+// placement resolves the varstore's directory and checks it against
+// allowed_dirs, both with symlinks resolved, so that neither "..", nor a
+// symlinked parent can lead outside. It returns the resolved directory, or
+// a reason why the hook must leave this path alone.
+func (p *Planner) placement(cfg *config.Config, path string) (string, string) {
+	if !filepath.IsAbs(path) {
+		return "", fmt.Sprintf("%s is not an absolute path; left to libvirt", path)
+	}
+	allowed := make([]string, 0, len(cfg.AllowedDirs))
+	for _, a := range cfg.AllowedDirs {
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			a = r
+		}
+		allowed = append(allowed, a)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		if config.Within(filepath.Clean(path), allowed) {
+			// Inside, but the directory is unusable: the caller reports it.
+			return filepath.Dir(filepath.Clean(path)), ""
+		}
+		return "", fmt.Sprintf("%s is outside allowed_dirs (%s); left to libvirt", path, strings.Join(cfg.AllowedDirs, ":"))
+	}
+	if !config.Within(dir, allowed) {
+		return "", fmt.Sprintf("%s (directory %s) is outside allowed_dirs (%s); left to libvirt", path, dir, strings.Join(cfg.AllowedDirs, ":"))
+	}
+	return dir, ""
+}
+
+// noVarstore explains why a domain has no varstore for us to create, or
+// returns "" when it has one.
+func noVarstore(d *domain.Domain) string {
+	l := d.Loader
+	switch {
+	case l == nil && d.FirmwareAuto != "":
+		return fmt.Sprintf("<os firmware='%s'> without a loader yet: libvirt selects the firmware and creates the varstore after prepare", d.FirmwareAuto)
+	case l == nil:
+		return "no <loader>: BIOS or default firmware, no varstore"
+	case l.Type != "pflash":
+		return fmt.Sprintf("loader type '%s' is not pflash: no varstore", firstOf(l.Type, "rom"))
+	case !l.ReadOnly:
+		return "read-write pflash loader: the image holds its own variables"
+	case l.Stateless:
+		return "stateless loader: no varstore"
+	case l.Path == "":
+		return "the loader has no path yet: libvirt selects the firmware later"
+	}
+	return ""
+}
+
+func formatOf(n *domain.NVRAM) string {
+	if n == nil {
+		return ""
+	}
+	return n.Format
+}
+
+func templateOf(n *domain.NVRAM) string {
+	if n == nil {
+		return ""
+	}
+	return n.Template
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,114 @@
+package varstore
+
+import (
+	"errors"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// chunk is the copy unit: large enough to keep syscalls few, small enough
+// to keep the hook's memory flat for a 64 MiB template.
+const chunk = 1 << 20
+
+// copyContent fills dst (empty, just created) with src's size bytes. It
+// tries a reflink first (btrfs, XFS: instant, shares blocks), then copies
+// only the data regions of src and skips runs of zeros, so an all-zero
+// 64 MiB AAVMF template allocates nothing, like cp --sparse=always.
+func copyContent(dst, src *os.File, size int64) (string, error) {
+	if err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())); err == nil {
+		return "reflink", nil
+	}
+	if err := sparseCopy(dst, src, size); err != nil {
+		return "", err
+	}
+	return "sparse copy", nil
+}
+
+func sparseCopy(dst, src *os.File, size int64) error {
+	buf := make([]byte, chunk)
+	sfd := int(src.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole remains
+		}
+		if err != nil {
+			data = off // no SEEK_DATA support: treat everything as data
+		}
+		hole, err := unix.Seek(sfd, data, unix.SEEK_HOLE)
+		if err != nil || hole > size {
+			hole = size
+		}
+		if err := copyRange(dst, src, buf, data, hole); err != nil {
+			return err
+		}
+		off = hole
+	}
+	// The tail may be a hole or skipped zeros: the size still has to match.
+	return dst.Truncate(size)
+}
+
+// copyRange copies [from, to) and writes only the chunks that are not all
+// zeros, leaving holes for the rest.
+func copyRange(dst, src *os.File, buf []byte, from, to int64) error {
+	for off := from; off < to; {
+		n := min(int64(len(buf)), to-off)
+		m, err := src.ReadAt(buf[:n], off)
+		if m == 0 && err != nil {
+			if err == io.EOF {
+				return io.ErrUnexpectedEOF // the template shrank under us
+			}
+			return err
+		}
+		if err := writeNonZero(dst, buf[:m], off); err != nil {
+			return err
+		}
+		off += int64(m)
+	}
+	return nil
+}
+
+// block is the zero-detection unit, the page and usual filesystem block.
+const block = 4096
+
+// writeNonZero writes b at off except for its all-zero blocks, coalescing
+// neighbouring data blocks into one write.
+func writeNonZero(dst *os.File, b []byte, off int64) error {
+	start := -1
+	for i := 0; i < len(b); i += block {
+		end := min(i+block, len(b))
+		zero := allZero(b[i:end])
+		if !zero && start < 0 {
+			start = i
+		}
+		if zero && start >= 0 {
+			if _, err := dst.WriteAt(b[start:i], off+int64(start)); err != nil {
+				return err
+			}
+			start = -1
+		}
+	}
+	if start >= 0 {
+		if _, err := dst.WriteAt(b[start:], off+int64(start)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,289 @@
+// Package varstore creates a UEFI varstore from its template so that it
+// appears whole or not at all, and never touches one that exists.
+//
+// The file is built as a hidden temp file in the target's directory
+// (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, owned by the qemu user), filled,
+// fsynced, then committed with a primitive that cannot replace an existing
+// file (renameat2 RENAME_NOREPLACE, else link(2)), and the directory is
+// fsynced so the new name survives a crash. Everything happens relative to
+// one directory descriptor, so a path swapped under us cannot redirect it.
+package varstore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxTemplateSize caps what we copy: the largest real templates (AAVMF)
+// are 64 MiB; anything far beyond is a wrong path, not a varstore.
+const MaxTemplateSize = 256 << 20
+
+// Sentinel errors, matched with errors.Is.
+var (
+	ErrNotRegular  = errors.New("not a regular file")
+	ErrBadTemplate = errors.New("unusable varstore template")
+	ErrFormat      = errors.New("template format does not match the varstore format")
+)
+
+// TempMarker is part of every temp file name: hidden, recognisable, and
+// ending in .tmp so nothing mistakes it for a varstore.
+const TempMarker = ".nvram-hook-"
+
+// Options for Create.
+type Options struct {
+	UID, GID int    // owner of the new file; -1 leaves the creator's
+	Format   string // "raw", "qcow2" or "" (unchecked): the varstore's format
+	MaxSize  int64  // 0 = MaxTemplateSize
+}
+
+// Result says what Create did.
+type Result struct {
+	Created bool   // false: the varstore already existed (or appeared meanwhile)
+	Size    int64  // bytes in the new varstore
+	Method  string // "reflink" or "sparse copy"
+}
+
+// Exists reports whether a regular file is at path (not following a
+// symlink in the last component). Anything else there is an error: a
+// symlink, dangling or not, a directory or a device is never a varstore
+// we may use or replace.
+func Exists(path string) (bool, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return false, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(fi.Mode()))
+	}
+	return true, nil
+}
+
+func kind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "a symlink"
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// Create makes dir/name from template. dir must be an absolute path free of
+// symlinks (the caller resolved and vetted it). If dir/name exists as a
+// regular file, nothing is opened for writing and Created is false.
+func Create(dir, name, template string, opt Options) (res Result, err error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return res, fmt.Errorf("invalid varstore file name %q", name)
+	}
+	target := filepath.Join(dir, name)
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return res, &os.PathError{Op: "open directory", Path: dir, Err: err}
+	}
+	defer unix.Close(dfd)
+
+	if exists, err := existsAt(dfd, name, target); err != nil || exists {
+		return res, err
+	}
+
+	src, size, err := openTemplate(template, opt)
+	if err != nil {
+		return res, err
+	}
+	defer src.Close()
+
+	tmp, err := tempName(name)
+	if err != nil {
+		return res, err
+	}
+	tfd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return res, &os.PathError{Op: "create", Path: filepath.Join(dir, tmp), Err: err}
+	}
+	dst := os.NewFile(uintptr(tfd), filepath.Join(dir, tmp))
+	committed := false
+	defer func() {
+		dst.Close()
+		if !committed {
+			unix.Unlinkat(dfd, tmp, 0)
+		}
+	}()
+
+	// Owner and mode before any content, so the data is never readable
+	// by anyone but its owner; fchmod because O_CREAT's mode is umasked.
+	if opt.UID >= 0 || opt.GID >= 0 {
+		if err := dst.Chown(opt.UID, opt.GID); err != nil {
+			return res, fmt.Errorf("setting owner %d:%d on %s: %w", opt.UID, opt.GID, dst.Name(), err)
+		}
+	}
+	if err := dst.Chmod(0o600); err != nil {
+		return res, err
+	}
+	method, err := copyContent(dst, src, size)
+	if err != nil {
+		return res, fmt.Errorf("writing %s: %w", target, err)
+	}
+	// Data must be on disk before the name points at it, or a crash could
+	// leave a varstore of the right size full of zeros.
+	if err := dst.Sync(); err != nil {
+		return res, fmt.Errorf("syncing %s: %w", target, err)
+	}
+	if fi, err := dst.Stat(); err != nil {
+		return res, err
+	} else if fi.Size() != size {
+		return res, fmt.Errorf("writing %s: copied %d bytes, template has %d", target, fi.Size(), size)
+	}
+
+	won, err := commit(dfd, tmp, name)
+	if err != nil {
+		return res, fmt.Errorf("committing %s: %w", target, err)
+	}
+	if !won {
+		// Another invocation created it first; theirs is complete
+		// (it was committed the same way), ours is discarded.
+		return res, nil
+	}
+	committed = true
+	unix.Unlinkat(dfd, tmp, 0) // the link(2) path leaves the temp name behind
+	if err := unix.Fsync(dfd); err != nil {
+		return res, fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return Result{Created: true, Size: size, Method: method}, nil
+}
+
+func existsAt(dfd int, name, target string) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &os.PathError{Op: "stat", Path: target, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, fmt.Errorf("%s: %w (%s); refusing to create a varstore there", target, ErrNotRegular, kind(fileMode(st.Mode)))
+	}
+	return true, nil
+}
+
+func fileMode(m uint32) os.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFLNK:
+		return os.ModeSymlink
+	case unix.S_IFDIR:
+		return os.ModeDir
+	case unix.S_IFBLK, unix.S_IFCHR:
+		return os.ModeDevice
+	case unix.S_IFIFO:
+		return os.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return os.ModeSocket
+	}
+	return 0
+}
+
+// openTemplate opens the template without blocking (a FIFO would hang a
+// plain open) and checks that it is a regular, non-empty file of sane size
+// in the expected format.
+func openTemplate(path string, opt Options) (*os.File, int64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+	}
+	max := opt.MaxSize
+	if max == 0 {
+		max = MaxTemplateSize
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%w %s: %s, not a regular file", ErrBadTemplate, path, kind(fi.Mode()))
+	case fi.Size() == 0:
+		err = fmt.Errorf("%w %s: empty file", ErrBadTemplate, path)
+	case fi.Size() > max:
+		err = fmt.Errorf("%w %s: %d bytes, more than the %d MiB a varstore template can be", ErrBadTemplate, path, fi.Size(), max>>20)
+	}
+	if err == nil && opt.Format != "" {
+		err = checkFormat(f, path, opt.Format)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
+
+// checkFormat refuses to copy a qcow2 template into a raw varstore or the
+// reverse: QEMU would read garbage variables. Converting is not a copy.
+func checkFormat(f *os.File, path, want string) error {
+	head := make([]byte, 4)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+	}
+	got := "raw"
+	if n == 4 && bytes.Equal(head, qcow2Magic) {
+		got = "qcow2"
+	}
+	if got != want {
+		return fmt.Errorf("%w: template %s is %s, the varstore is declared %s", ErrFormat, path, got, want)
+	}
+	return nil
+}
+
+// tempName is hidden, unique per call and recognisable as ours.
+func tempName(name string) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "." + name + TempMarker + hex.EncodeToString(b[:]) + ".tmp", nil
+}
+
+// commit gives tmp the final name unless that name exists. It returns
+// false when another file won the name.
+func commit(dfd int, tmp, name string) (bool, error) {
+	err := unix.Renameat2(dfd, tmp, dfd, name, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EEXIST):
+		return false, nil
+	case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP):
+		return false, err
+	}
+	// Filesystems without RENAME_NOREPLACE: link(2) also never replaces.
+	err = unix.Linkat(dfd, tmp, dfd, name, 0)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EEXIST):
+		return false, nil
+	}
+	return false, err
+}
