@@ -126,12 +126,12 @@ var keys = map[string]map[string]bool{
 func Parse(path string, data []byte) (*Config, error) {
 	c := Default(path)
 	c.Present = true
-	lines, probs := scan(data)
+	lines, probs, bad := scan(data)
 	f, err := ini.LoadSources(ini.LoadOptions{
 		AllowShadows:             true,
 		KeyValueDelimiters:       "=",
 		SpaceBeforeInlineComment: true,
-	}, data)
+	}, blankLines(data, bad))
 	if err != nil {
 		if len(probs) == 0 {
 			probs = append(probs, Problem{Msg: err.Error()})
@@ -141,9 +141,10 @@ func Parse(path string, data []byte) (*Config, error) {
 	v := validator{lines: lines, probs: probs}
 	if s, err := f.GetSection("nvram"); err == nil {
 		v.abs(s, "dir", &c.NVRAMDir)
-		if k := s.Key("allowed_dirs"); s.HasKey("allowed_dirs") {
+		// HasKey before Key: ini.v1's Key creates what it does not find.
+		if s.HasKey("allowed_dirs") {
 			c.AllowedDirs = nil
-			for i, val := range k.ValueWithShadows() {
+			for i, val := range s.Key("allowed_dirs").ValueWithShadows() {
 				for _, d := range strings.Split(val, ":") {
 					if d = strings.TrimSpace(d); !filepath.IsAbs(d) {
 						v.add("nvram", "allowed_dirs", i, fmt.Sprintf("allowed_dirs entry %q is not an absolute path", d))
@@ -221,8 +222,9 @@ func Parse(path string, data []byte) (*Config, error) {
 // unknown sections and keys, repeated single-valued keys, and lines that
 // are neither a section, a key nor a comment. It returns the lines of each
 // section.key occurrence in order.
-func scan(data []byte) (map[string][]int, []Problem) {
+func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
 	lines := map[string][]int{}
+	bad := map[int]bool{}
 	var probs []Problem
 	section := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -235,6 +237,7 @@ func scan(data []byte) (map[string][]int, []Problem) {
 			end := strings.IndexByte(l, ']')
 			if end < 0 {
 				probs = append(probs, Problem{n, fmt.Sprintf("section header %q has no ']'", l)})
+				bad[n] = true
 				section = "?"
 				continue
 			}
@@ -248,6 +251,7 @@ func scan(data []byte) (map[string][]int, []Problem) {
 		k, _, ok := strings.Cut(l, "=")
 		if !ok {
 			probs = append(probs, Problem{n, fmt.Sprintf("%q is not 'key = value'", l)})
+			bad[n] = true
 			continue
 		}
 		k = strings.TrimSpace(k)
@@ -269,7 +273,21 @@ func scan(data []byte) (map[string][]int, []Problem) {
 		}
 		lines[id] = append(lines[id], n)
 	}
-	return lines, probs
+	return lines, probs, bad
+}
+
+// blankLines empties the lines scan already reported, keeping the line
+// count, so that ini.v1 can still parse the rest and every other problem
+// is found in the same pass.
+func blankLines(data []byte, bad map[int]bool) []byte {
+	if len(bad) == 0 {
+		return data
+	}
+	ls := bytes.Split(data, []byte("\n"))
+	for n := range bad {
+		ls[n-1] = nil
+	}
+	return bytes.Join(ls, []byte("\n"))
 }
 
 type validator struct {

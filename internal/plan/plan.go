@@ -134,6 +134,9 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 	case nv == nil && mode == Prepare:
 		dec.Reason = "no <nvram> in the XML: libvirt generates the path and copies the template after prepare"
 		return dec, nil
+	case nv == nil && d.FirmwareAuto != "":
+		dec.Reason = fmt.Sprintf("<os firmware='%s'>: libvirt's firmware autoselection fills in <nvram> itself", d.FirmwareAuto)
+		return dec, nil
 	case nv == nil:
 		name, err := VarsName(d.Name)
 		if err != nil {

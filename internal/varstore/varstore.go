@@ -265,10 +265,16 @@ func tempName(name string) (string, error) {
 	return "." + name + TempMarker + hex.EncodeToString(b[:]) + ".tmp", nil
 }
 
+// renameNoReplace is a variable so tests can take the link(2) path that
+// filesystems without RENAME_NOREPLACE (NFS, older kernels) need.
+var renameNoReplace = func(dfd int, from, to string) error {
+	return unix.Renameat2(dfd, from, dfd, to, unix.RENAME_NOREPLACE)
+}
+
 // commit gives tmp the final name unless that name exists. It returns
 // false when another file won the name.
 func commit(dfd int, tmp, name string) (bool, error) {
-	err := unix.Renameat2(dfd, tmp, dfd, name, unix.RENAME_NOREPLACE)
+	err := renameNoReplace(dfd, tmp, name)
 	switch {
 	case err == nil:
 		return true, nil

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The built binary, run exactly as libvirtd runs a hook: argv, the domain
+// XML on stdin, LC_ALL=C and a minimal environment.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nvram-hook-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "libvirt-nvram-hook")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the hook: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type fakeHost struct {
+	root, nvram, conf string
+	vars              []byte
+}
+
+func newFakeHost(t *testing.T) *fakeHost {
+	t.Helper()
+	root := t.TempDir()
+	h := &fakeHost{root: root, nvram: filepath.Join(root, "nvram"), conf: filepath.Join(root, "nvram-hook.conf")}
+	os.Mkdir(h.nvram, 0o755)
+	h.vars = make([]byte, 128<<10)
+	rand.Read(h.vars)
+	vars := filepath.Join(root, "CUSTOM_VARS.fd")
+	os.WriteFile(vars, h.vars, 0o644)
+	os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nuser = +%d\ngroup = +%d\n[templates]\nnvram = /srv/fw/CUSTOM_CODE.fd:%s\ndescriptors = false\nqemu_conf =\n[log]\ntarget = file:%s/hook.log\n",
+		h.nvram, os.Getuid(), os.Getgid(), vars, root)), 0o644)
+	return h
+}
+
+func (h *fakeHost) xml(t *testing.T, sample string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "libvirt-9.0", sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.ReplaceAll(b, []byte("/var/lib/libvirt/qemu/nvram"), []byte(h.nvram))
+}
+
+func (h *fakeHost) run(t *testing.T, argv0 string, stdin []byte, args ...string) (int, string, string) {
+	t.Helper()
+	// libvirtd execs the hook by its path, so argv[0] is the path it found.
+	dir := filepath.Join(h.root, filepath.Dir(argv0))
+	os.MkdirAll(dir, 0o755)
+	link := filepath.Join(h.root, argv0)
+	if _, err := os.Lstat(link); err != nil {
+		if err := os.Symlink(binary, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(link, args...)
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIBVIRT_NVRAM_HOOK_CONFIG=" + h.conf}
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestContract walks libvirt's call table (libvirt-facts.md) with a UEFI
+// domain whose varstore is missing: only prepare, migrate and restore
+// create it; only migrate and restore may print XML, and only when it
+// changes; every other call is silent and touches nothing.
+func TestContract(t *testing.T) {
+	tests := []struct {
+		argv0  string
+		op     []string
+		sample string
+		create bool
+		stdout bool
+	}{
+		{"qemu", []string{"prepare", "begin", "-"}, "uefi-custom--prepare.xml", true, false},
+		{"qemu.d/50-nvram", []string{"prepare", "begin", "-"}, "uefi-source-form--prepare.xml", true, false},
+		{"libvirt-nvram-hook", []string{"start", "begin", "-"}, "uefi-custom--start.xml", false, false},
+		{"qemu", []string{"started", "begin", "-"}, "uefi-custom--started.xml", false, false},
+		{"qemu", []string{"stopped", "end", "-"}, "uefi-custom--stopped.xml", false, false},
+		{"qemu", []string{"release", "end", "-"}, "uefi-custom--release.xml", false, false},
+		{"qemu", []string{"release", "end", "shutdown"}, "uefi-custom--release.xml", false, false},
+		{"qemu", []string{"reconnect", "begin", "-"}, "uefi-custom--started.xml", false, false},
+		{"qemu", []string{"attach", "begin", "-"}, "uefi-custom--started.xml", false, false},
+		{"qemu", []string{"some-future-op", "begin", "-"}, "uefi-custom--started.xml", false, false},
+		{"qemu", []string{"migrate", "begin", "-"}, "uefi-custom--migrate.xml", true, false},
+		{"qemu.d/50-nvram", []string{"restore", "begin", "-"}, "uefi-custom--restore.xml", true, false},
+		{"qemu", []string{"prepare", "begin", "-"}, "bios--prepare.xml", false, false},
+		{"qemu", []string{"prepare", "begin", "-"}, "efi-autoselect--prepare.xml", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.argv0+" "+strings.Join(tt.op, " ")+" "+tt.sample, func(t *testing.T) {
+			h := newFakeHost(t)
+			in := h.xml(t, tt.sample)
+			domainName := "uefi-custom"
+			code, out, errs := h.run(t, tt.argv0, in, append([]string{domainName}, tt.op...)...)
+			if code != 0 || errs != "" {
+				t.Fatalf("exit %d, stderr %q", code, errs)
+			}
+			if (out != "") != tt.stdout {
+				t.Errorf("stdout %q", out)
+			}
+			entries, _ := os.ReadDir(h.nvram)
+			if tt.create {
+				if len(entries) != 1 {
+					t.Fatalf("nvram dir holds %v, want one new varstore", entries)
+				}
+				data, _ := os.ReadFile(filepath.Join(h.nvram, entries[0].Name()))
+				fi, _ := entries[0].Info()
+				if !bytes.Equal(data, h.vars) || fi.Mode().Perm() != 0o600 {
+					t.Errorf("varstore mode %v, equal to template %v", fi.Mode().Perm(), bytes.Equal(data, h.vars))
+				}
+			} else if len(entries) != 0 {
+				t.Errorf("files created: %v", entries)
+			}
+		})
+	}
+}
+
+func TestRestoreFilterPrintsXML(t *testing.T) {
+	h := newFakeHost(t)
+	in, err := os.ReadFile(filepath.Join("..", "testdata", "golden", "restore-no-nvram.in.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := h.run(t, "qemu", in, "uefi-custom", "restore", "begin", "-")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := fmt.Sprintf("<nvram template='%s/CUSTOM_VARS.fd'>%s/uefi-custom_VARS.fd</nvram>", h.root, h.nvram)
+	if !strings.Contains(out, want) {
+		t.Errorf("stdout lacks %s:\n%s", want, out)
+	}
+}
+
+func TestFailuresAreOneLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		msg   string
+	}{
+		{"empty stdin in prepare", "", []string{"vm", "prepare", "begin", "-"}, 1, "empty input"},
+		{"garbage in restore", "\x00garbage<<<", []string{"vm", "restore", "begin", "-"}, 1, "invalid domain XML"},
+		{"garbage in start is ignored", "\x00garbage<<<", []string{"vm", "start", "begin", "-"}, 0, ""},
+		{"no template", "<domain><name>vm</name><os><loader readonly='yes' type='pflash'>/srv/fw/X_CODE.fd</loader><nvram>NVRAM/vm_VARS.fd</nvram></os></domain>",
+			[]string{"vm", "prepare", "begin", "-"}, 1, "no varstore template for loader /srv/fw/X_CODE.fd (looked in: domain XML, CONF)"},
+		{"usage", "", []string{"vm", "prepare"}, 2, "Usage:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newFakeHost(t)
+			stdin := strings.NewReplacer("NVRAM", h.nvram).Replace(tt.stdin)
+			code, out, errs := h.run(t, "qemu", []byte(stdin), tt.args...)
+			if code != tt.code || out != "" {
+				t.Fatalf("exit %d stdout %q stderr %q", code, out, errs)
+			}
+			if tt.msg == "" {
+				if errs != "" {
+					t.Errorf("stderr %q", errs)
+				}
+				return
+			}
+			if !strings.Contains(errs, strings.ReplaceAll(tt.msg, "CONF", h.conf)) {
+				t.Errorf("stderr %q lacks %q", errs, tt.msg)
+			}
+			if tt.code == 1 && (strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "libvirt-nvram-hook: ")) {
+				t.Errorf("not one prefixed line: %q", errs)
+			}
+			if strings.Contains(errs, "goroutine") || strings.Contains(errs, "panic") {
+				t.Errorf("stack trace: %s", errs)
+			}
+		})
+	}
+}

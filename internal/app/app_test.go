@@ -1,0 +1,388 @@
+package app
+
+import (
+	"bytes"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmltest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+const testdata = "../../testdata"
+
+// host is a fake libvirt host in a temp dir: an nvram directory, firmware
+// files, a descriptor directory, a qemu.conf and the hook's config.
+type host struct {
+	root, nvram, fw, conf, log string
+	vars                       []byte // content of every template
+}
+
+// customLoader is the loader path in the libvirt-9.0 samples; no
+// descriptor names it, the hook config maps it.
+const customLoader = "/srv/fw/CUSTOM_CODE.fd"
+
+func newHost(t *testing.T, extra string) *host {
+	t.Helper()
+	root := t.TempDir()
+	h := &host{root: root, nvram: filepath.Join(root, "nvram"), fw: filepath.Join(root, "fw"),
+		conf: filepath.Join(root, "nvram-hook.conf"), log: filepath.Join(root, "hook.log")}
+	h.vars = make([]byte, 64<<10)
+	rand.Read(h.vars)
+	for _, d := range []string{h.nvram, h.fw, filepath.Join(root, "descriptors")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"CUSTOM_VARS.fd", "DESC_VARS.fd", "QC_VARS.fd"} {
+		if err := os.WriteFile(filepath.Join(h.fw, f), h.vars, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desc := fmt.Sprintf(`{"mapping":{"device":"flash","executable":{"filename":"%s/DESC_CODE.fd"},"nvram-template":{"filename":"%s/DESC_VARS.fd"}},"targets":[{"architecture":"x86_64","machines":["pc-q35-*"]}]}`, h.fw, h.fw)
+	os.WriteFile(filepath.Join(root, "descriptors", "50-test.json"), []byte(desc), 0o644)
+	os.WriteFile(filepath.Join(root, "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"%s/QC_CODE.fd:%s/QC_VARS.fd\" ]\n", h.fw, h.fw)), 0o644)
+	conf := fmt.Sprintf(`[nvram]
+dir = %s
+%s
+[templates]
+nvram = %s:%s/CUSTOM_VARS.fd
+descriptor_dirs = %s/descriptors
+qemu_conf = %s/qemu.conf
+[log]
+target = file:%s
+level = debug
+`, h.nvram, extra, customLoader, h.fw, root, root, h.log)
+	if err := os.WriteFile(h.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sample reads a libvirt-9.0 sample with its nvram directory moved into
+// the fake host.
+func (h *host) sample(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testdata, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.ReplaceAll(b, []byte("/var/lib/libvirt/qemu/nvram"), []byte(h.nvram))
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (h *host) run(t *testing.T, stdin []byte, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(Env{Args: append([]string{"qemu"}, args...), Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		ConfigPath: h.conf, ConfigRequired: true, DevLog: "/nonexistent", Euid: 1000})
+	return result{code, out.String(), errb.String()}
+}
+
+func (h *host) logText(t *testing.T) string {
+	b, _ := os.ReadFile(h.log)
+	return string(b)
+}
+
+// TestFilterGolden runs the migrate/restore filter on real libvirt XML and
+// compares stdout with golden files (placeholders @NVRAM@ and @FW@ stand
+// for the fake host's directories). An empty golden file means "no
+// output": the XML is left to libvirt unchanged.
+func TestFilterGolden(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		op     string
+		extra  string
+		golden string
+		file   string // varstore that must exist afterwards, relative to nvram
+	}{
+		{"restore without nvram gets one", "golden/restore-no-nvram.in.xml", "restore", "", "restore-no-nvram.out.xml", "uefi-custom_VARS.fd"},
+		{"metadata, comments, namespaces kept", "golden/metadata-no-nvram.in.xml", "migrate", "", "metadata-no-nvram.out.xml", "meta guest_VARS.fd"},
+		{"migrate with nvram: file only, XML untouched", "libvirt-9.0/uefi-custom--migrate.xml", "migrate", "", "empty.out.xml", "uefi-custom_VARS.fd"},
+		{"add_template on", "libvirt-9.0/uefi-custom--migrate.xml", "migrate", "add_template = true", "migrate-add-template.out.xml", "uefi-custom_VARS.fd"},
+		{"source form with spaces", "libvirt-9.0/uefi-source-form--prepare.xml", "restore", "", "empty.out.xml", "uefi source form_VARS.fd"},
+		{"bios", "libvirt-9.0/bios--prepare.xml", "restore", "", "empty.out.xml", ""},
+		{"firmware autoselection", "libvirt-9.0/efi-autoselect--prepare.xml", "migrate", "", "empty.out.xml", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, tt.extra)
+			r := h.run(t, h.sample(t, tt.in), "dom", tt.op, "begin", "-")
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			got := strings.NewReplacer(h.nvram, "@NVRAM@", h.fw, "@FW@").Replace(r.stdout)
+			gpath := filepath.Join(testdata, "golden", tt.golden)
+			if *update {
+				os.WriteFile(gpath, []byte(got), 0o644)
+			}
+			want, err := os.ReadFile(gpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("stdout differs from %s:\n%s", gpath, got)
+			}
+			if got != "" {
+				onlyNVRAMChanged(t, h.sample(t, tt.in), []byte(r.stdout))
+			}
+			entries, _ := os.ReadDir(h.nvram)
+			if tt.file == "" {
+				if len(entries) != 0 {
+					t.Errorf("files created for a domain without varstore: %v", entries)
+				}
+				return
+			}
+			data, err := os.ReadFile(filepath.Join(h.nvram, tt.file))
+			if err != nil {
+				t.Fatalf("varstore not created: %v", err)
+			}
+			if !bytes.Equal(data, h.vars) {
+				t.Error("varstore differs from the template")
+			}
+		})
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	tests := []struct {
+		name     string
+		xml      func(h *host) string
+		pre      func(t *testing.T, h *host) // before the call
+		code     int
+		stderr   string // substring; "" means stderr must be empty
+		created  string // file relative to nvram that must hold the template
+		logMatch string
+	}{
+		{"creates from hook config", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, nil, 0, "", "uefi-custom_VARS.fd", "template_source=\"hook config\""},
+		{"existing varstore untouched", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			os.WriteFile(filepath.Join(h.nvram, "uefi-custom_VARS.fd"), []byte("guest data"), 0o600)
+		}, 0, "", "", ""},
+		{"symlink at the target refused", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			os.Symlink(filepath.Join(h.root, "elsewhere"), filepath.Join(h.nvram, "uefi-custom_VARS.fd"))
+		}, 1, "not a regular file (a symlink)", "", ""},
+		{"no template anywhere", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n[templates]\ndescriptor_dirs = %s/descriptors\nqemu_conf = %s/qemu.conf\n[log]\ntarget = file:%s\n", h.nvram, h.root, h.root, h.log)), 0o644)
+		}, 1, "no varstore template for loader /srv/fw/CUSTOM_CODE.fd (looked in: domain XML, ", "", ""},
+		{"broken config fails a UEFI prepare with its line", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			os.WriteFile(h.conf, []byte("[nvram]\ndri = /x\n"), 0o644)
+		}, 1, "line 2: unknown key \"dri\" in [nvram]", "", ""},
+		{"broken config does not matter for BIOS", func(h *host) string { return "libvirt-9.0/bios--prepare.xml" }, func(t *testing.T, h *host) {
+			os.WriteFile(h.conf, []byte("garbage"), 0o644)
+		}, 0, "", "", ""},
+		{"outside allowed dirs: nothing, exit 0", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			other := filepath.Join(h.root, "other")
+			os.Mkdir(other, 0o755)
+			os.WriteFile(h.conf, bytes.ReplaceAll(mustRead(t, h.conf), []byte("dir = "+h.nvram), []byte("dir = "+other)), 0o644)
+		}, 0, "", "", "outside allowed_dirs"},
+		{"descriptor template", func(h *host) string { return "descriptor" }, nil, 0, "", "desc-vm_VARS.fd", "template_source=\"firmware descriptor\""},
+		{"qemu.conf template", func(h *host) string { return "qemuconf" }, nil, 0, "", "qc-vm_VARS.fd", "template_source=qemu.conf"},
+		{"XML template wins and must exist", func(h *host) string { return "xmltemplate-missing" }, nil, 1, "unusable varstore template", "", ""},
+		{"malformed XML", func(h *host) string { return "malformed" }, nil, 1, "cannot use the domain XML", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			var in []byte
+			switch src := tt.xml(h); src {
+			case "descriptor", "qemuconf":
+				code := map[string]string{"descriptor": "DESC_CODE.fd", "qemuconf": "QC_CODE.fd"}[src]
+				name := map[string]string{"descriptor": "desc-vm", "qemuconf": "qc-vm"}[src]
+				in = []byte(fmt.Sprintf("<domain><name>%s</name><os><type arch='x86_64'>hvm</type><loader readonly='yes' type='pflash'>%s/%s</loader><nvram>%s/%s_VARS.fd</nvram></os></domain>", name, h.fw, code, h.nvram, name))
+			case "xmltemplate-missing":
+				in = []byte(fmt.Sprintf("<domain><name>x</name><os><loader readonly='yes' type='pflash'>%s</loader><nvram template='%s/NOPE.fd'>%s/x_VARS.fd</nvram></os></domain>", customLoader, h.fw, h.nvram))
+			case "malformed":
+				in = []byte("<domain><name>x</name><os><loader readonly='yes' type='pflash'>")
+			default:
+				in = h.sample(t, src)
+			}
+			if tt.pre != nil {
+				tt.pre(t, h)
+			}
+			before := snapshot(t, h.nvram)
+			r := h.run(t, in, "dom", "prepare", "begin", "-")
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, tt.code, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("prepare printed to stdout: %q", r.stdout)
+			}
+			if tt.stderr == "" && r.stderr != "" {
+				t.Errorf("unexpected stderr: %q", r.stderr)
+			}
+			if tt.stderr != "" {
+				if !strings.Contains(r.stderr, tt.stderr) {
+					t.Errorf("stderr %q does not contain %q", r.stderr, tt.stderr)
+				}
+				if strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "libvirt-nvram-hook: ") {
+					t.Errorf("stderr is not one prefixed line: %q", r.stderr)
+				}
+			}
+			if tt.created != "" {
+				data, err := os.ReadFile(filepath.Join(h.nvram, tt.created))
+				if err != nil || !bytes.Equal(data, h.vars) {
+					t.Errorf("varstore %s: %v, equal to template: %v", tt.created, err, bytes.Equal(data, h.vars))
+				}
+			} else if after := snapshot(t, h.nvram); after != before {
+				t.Errorf("nvram dir changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if tt.logMatch != "" && !strings.Contains(h.logText(t), tt.logMatch) {
+				t.Errorf("log lacks %q:\n%s", tt.logMatch, h.logText(t))
+			}
+		})
+	}
+}
+
+// onlyNVRAMChanged fails unless out is in plus an added <nvram> (or an
+// added template= on it): undoing that change must give back the input.
+func onlyNVRAMChanged(t *testing.T, in, out []byte) {
+	t.Helper()
+	if _, err := domain.Parse(out); err != nil {
+		t.Fatalf("output does not parse: %v", err)
+	}
+	orig, err := domain.Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(out); err != nil {
+		t.Fatal(err)
+	}
+	osEl := doc.FindElement("/domain/os")
+	nv := osEl.SelectElement("nvram")
+	if orig.NVRAM == nil {
+		i := nv.Index()
+		osEl.RemoveChildAt(i)
+		osEl.RemoveChildAt(i - 1) // the indentation added with it
+	} else {
+		nv.RemoveAttr("template")
+	}
+	undone, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmltest.Same(t, in, undone)
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// snapshot describes a directory's entries with their sizes, modes and
+// contents' first bytes, to detect any change.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	var b strings.Builder
+	for _, e := range entries {
+		fi, _ := os.Lstat(filepath.Join(dir, e.Name()))
+		data, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		fmt.Fprintf(&b, "%s %v %d %x;", e.Name(), fi.Mode(), fi.Size(), data[:min(len(data), 16)])
+	}
+	return b.String()
+}
+
+// TestNoWorkPhases: every phase but prepare, migrate and restore exits 0
+// silently without reading the config (a broken one proves it) and
+// without touching a file, even for a UEFI domain whose varstore is
+// missing.
+func TestNoWorkPhases(t *testing.T) {
+	for _, op := range [][]string{
+		{"start", "begin"}, {"started", "begin"}, {"stopped", "end"}, {"release", "end"},
+		{"reconnect", "begin"}, {"attach", "begin"}, {"teleport", "begin"}, {"prepare", "end"}, {"migrate", "end"},
+	} {
+		t.Run(op[0]+"/"+op[1], func(t *testing.T) {
+			h := newHost(t, "")
+			os.WriteFile(h.conf, []byte("[[[ broken"), 0o644)
+			r := h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), "uefi-custom", op[0], op[1], "-")
+			if r.code != 0 || r.stdout != "" || r.stderr != "" {
+				t.Errorf("got %+v, want exit 0 and no output", r)
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("files created: %v", entries)
+			}
+		})
+	}
+}
+
+func TestOwnerAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	h := newHost(t, "user = +65534\ngroup = +65533")
+	var out, errb bytes.Buffer
+	code := Run(Env{Args: []string{"qemu", "dom", "prepare", "begin", "-"}, Stdin: bytes.NewReader(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")),
+		Stdout: &out, Stderr: &errb, ConfigPath: h.conf, ConfigRequired: true, DevLog: "/nonexistent", Euid: 0})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(h.nvram, "uefi-custom_VARS.fd"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 65534 || st.Gid != 65533 || st.Mode&0o777 != 0o600 {
+		t.Errorf("owner %d:%d mode %o, want 65534:65533 0600", st.Uid, st.Gid, st.Mode&0o777)
+	}
+}
+
+func TestCLI(t *testing.T) {
+	h := newHost(t, "")
+	tests := []struct {
+		args   []string
+		stdin  string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{nil, "", 2, "", "Usage:"},
+		{[]string{"--help"}, "", 0, "Usage:", ""},
+		{[]string{"--version"}, "", 0, "libvirt-nvram-hook dev", ""},
+		{[]string{"bogus"}, "", 2, "", "unknown command \"bogus\""},
+		{[]string{"a", "b", "c"}, "", 2, "", "Usage:"},
+		{[]string{"check"}, "", 0, "* /srv/fw/CUSTOM_CODE.fd", ""},
+		{[]string{"check", "x"}, "", 2, "", "check takes no arguments"},
+		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "prepare: create " + h.nvram + "/uefi-custom_VARS.fd from " + h.fw + "/CUSTOM_VARS.fd (hook config", ""},
+		{[]string{"explain", "-f", filepath.Join(testdata, "golden/restore-no-nvram.in.xml")}, "", 0, "XML: add <nvram template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/uefi-custom_VARS.fd</nvram>", ""},
+		{[]string{"explain", "-x"}, "", 2, "", "explain takes [-f FILE]"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := h.run(t, []byte(tt.stdin), tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stdout, tt.stdout) || !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+		t.Errorf("check/explain created files: %v", entries)
+	}
+}
+
+func TestCheckReportsConfigProblems(t *testing.T) {
+	h := newHost(t, "")
+	os.WriteFile(h.conf, []byte("[nvram]\ndir = rel\nwhat = 1\n[templates]\nnvram = /a:/b\n"), 0o644)
+	r := h.run(t, nil, "check")
+	if r.code != 1 || !strings.Contains(r.stdout, "line 2:") || !strings.Contains(r.stdout, "line 3:") {
+		t.Errorf("got %+v", r)
+	}
+}

@@ -1,0 +1,174 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoadMissingFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "nvram-hook.conf")
+	c, err := Load(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default(p)
+	if !reflect.DeepEqual(c, want) || c.Present {
+		t.Errorf("got %+v, want the defaults", c)
+	}
+	if _, err := Load(p, true); err == nil {
+		t.Error("a required config that is missing loaded without error")
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	in := `# comment
+[nvram]
+dir = /srv/nvram
+allowed_dirs = /srv/nvram:/data/nvram
+allowed_dirs = /mnt/shared nvram
+user = qemu
+group = +107
+add_template = yes
+
+[templates]
+nvram = /srv/fw/A_CODE.fd:/srv/fw/A_VARS.fd
+; another
+nvram = /srv/fw/B_CODE.fd:/srv/fw/B_VARS.fd ; inline comment
+descriptors = false
+descriptor_dirs = /etc/qemu/firmware:/opt/fw/descriptors
+qemu_conf =
+
+[log]
+target = file:/var/log/nvram-hook.log
+level = debug
+`
+	c, err := Parse("/x.conf", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Path: "/x.conf", Present: true,
+		NVRAMDir:    "/srv/nvram",
+		AllowedDirs: []string{"/srv/nvram", "/data/nvram", "/mnt/shared nvram"},
+		User:        "qemu", Group: "+107", AddTemplate: true,
+		Pairs: []Pair{
+			{"/srv/fw/A_CODE.fd", "/srv/fw/A_VARS.fd", 11},
+			{"/srv/fw/B_CODE.fd", "/srv/fw/B_VARS.fd", 13},
+		},
+		DescriptorDirs: []string{"/etc/qemu/firmware", "/opt/fw/descriptors"},
+		LogTarget:      "file:/var/log/nvram-hook.log", LogLevel: "debug",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+func TestDirAloneSetsAllowedDirs(t *testing.T) {
+	c, err := Parse("/x.conf", []byte("[nvram]\ndir = /srv/nv/\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NVRAMDir != "/srv/nv" || !reflect.DeepEqual(c.AllowedDirs, []string{"/srv/nv"}) {
+		t.Errorf("dir %q allowed %q", c.NVRAMDir, c.AllowedDirs)
+	}
+}
+
+// TestParseReportsEveryProblem: one pass lists all problems with lines.
+func TestParseReportsEveryProblem(t *testing.T) {
+	in := `stray = 1
+[nvram]
+dir = relative/path
+add_template = maybe
+colour = blue
+[templates]
+nvram = /only/code
+nvram = rel/CODE.fd:/abs/VARS.fd
+[bogus]
+x = 1
+[log]
+target = papyrus
+level = loud
+this line is nonsense
+[nvram]
+user = a
+user = b
+`
+	_, err := Parse("/x.conf", []byte(in))
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	want := map[int]string{
+		1:  `key "stray" is outside any section`,
+		3:  `dir "relative/path" is not an absolute path`,
+		4:  `add_template = "maybe": use true or false`,
+		5:  `unknown key "colour" in [nvram]`,
+		7:  `nvram = "/only/code" is not CODE:VARS`,
+		8:  `both paths must be absolute`,
+		9:  `unknown section [bogus]`,
+		12: `target "papyrus"`,
+		13: `level "loud"`,
+		14: `"this line is nonsense" is not 'key = value'`,
+		17: `user is set twice (first on line 16)`,
+	}
+	got := map[int]string{}
+	for _, p := range cerr.Problems {
+		got[p.Line] += p.Msg
+	}
+	for line, msg := range want {
+		if !strings.Contains(got[line], msg) {
+			t.Errorf("line %d: got %q, want it to mention %q", line, got[line], msg)
+		}
+	}
+	if len(cerr.Problems) < len(want) {
+		t.Errorf("%d problems, want at least %d: %v", len(cerr.Problems), len(want), cerr.Problems)
+	}
+	if !strings.Contains(cerr.Error(), "more problems") {
+		t.Errorf("summary %q does not say there are more", cerr.Error())
+	}
+}
+
+func TestDirOutsideAllowedDirs(t *testing.T) {
+	_, err := Parse("/x.conf", []byte("[nvram]\ndir = /a\nallowed_dirs = /b\n"))
+	if err == nil || !strings.Contains(err.Error(), "not inside allowed_dirs") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestLoadUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(dir, false) // a directory
+	if err == nil {
+		t.Fatal("loading a directory succeeded")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c"), []byte("[nvram"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(filepath.Join(dir, "c"), false); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("err = %v, want a line-1 problem", err)
+	}
+}
+
+func TestWithin(t *testing.T) {
+	dirs := []string{"/var/lib/libvirt/qemu/nvram", "/srv/"}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/var/lib/libvirt/qemu/nvram/a_VARS.fd", true},
+		{"/var/lib/libvirt/qemu/nvram", true},
+		{"/var/lib/libvirt/qemu/nvram2/a", false},
+		{"/var/lib/libvirt/qemu/nvram/../a", false},
+		{"/srv/x/y", true},
+		{"/etc/passwd", false},
+	}
+	for _, tt := range tests {
+		if got := Within(tt.path, dirs); got != tt.want {
+			t.Errorf("Within(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package logging
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTargets(t *testing.T) {
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	tests := []struct {
+		name, target, level, devLog string
+		wantErr                     string
+	}{
+		{"stderr when no /dev/log", "", "info", filepath.Join(dir, "no-such-socket"), ""},
+		{"explicit stderr", "stderr", "debug", "", ""},
+		{"file", "file:" + filepath.Join(dir, "hook.log"), "warning", "", ""},
+		{"file in a missing dir", "file:" + filepath.Join(dir, "nope", "hook.log"), "info", "", "log file"},
+		{"bad target", "carrier-pigeon", "info", "", "unknown log target"},
+		{"bad level", "stderr", "loud", "", "unknown log level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, c, err := New(tt.target, tt.level, &stderr, tt.devLog)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			l.WithField("domain", "vm 1").Warn("hello")
+		})
+	}
+	if !strings.Contains(stderr.String(), `level=warning msg=hello domain="vm 1"`) {
+		t.Errorf("stderr log: %q", stderr.String())
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "hook.log"))
+	if !strings.Contains(string(data), "msg=hello") || !strings.Contains(string(data), "time=") {
+		t.Errorf("file log: %q", data)
+	}
+}

@@ -1,0 +1,207 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
+)
+
+// fixture: an allowed nvram dir, a template mapped in the config, and
+// places outside the allowed dir.
+type fixture struct {
+	root, nvram, outside, vars string
+	p                          *Planner
+}
+
+func newFixture(t *testing.T, extra string) *fixture {
+	t.Helper()
+	root := t.TempDir()
+	f := &fixture{root: root, nvram: filepath.Join(root, "nvram"), outside: filepath.Join(root, "outside"), vars: filepath.Join(root, "VARS.fd")}
+	os.Mkdir(f.nvram, 0o755)
+	os.Mkdir(f.outside, 0o755)
+	os.WriteFile(f.vars, []byte("vars"), 0o644)
+	conf := filepath.Join(root, "hook.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n%s\n[templates]\nnvram = /fw/CODE.fd:%s\ndescriptors = false\nqemu_conf =\n", f.nvram, extra, f.vars)), 0o644)
+	f.p = &Planner{ConfigPath: conf, ConfigRequired: true}
+	return f
+}
+
+func dom(t *testing.T, name, nvram string) *domain.Domain {
+	t.Helper()
+	x := fmt.Sprintf("<domain><name>%s</name><os><loader readonly='yes' type='pflash'>/fw/CODE.fd</loader>%s</os></domain>", name, nvram)
+	d, err := domain.Parse([]byte(x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestPlacement(t *testing.T) {
+	tests := []struct {
+		name   string
+		path   func(f *fixture) string
+		setup  func(t *testing.T, f *fixture)
+		action Action
+		reason string
+	}{
+		{"inside", func(f *fixture) string { return f.nvram + "/vm_VARS.fd" }, nil, Create, ""},
+		{"dot-dot leading outside", func(f *fixture) string { return f.nvram + "/../outside/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
+		{"dot-dot staying inside", func(f *fixture) string { return f.nvram + "/../nvram/vm_VARS.fd" }, nil, Create, ""},
+		{"relative", func(f *fixture) string { return "nvram/vm_VARS.fd" }, nil, Outside, "not an absolute path"},
+		{"outside", func(f *fixture) string { return "/etc/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
+		{"parent symlink leading outside", func(f *fixture) string { return f.nvram + "/link/vm_VARS.fd" }, func(t *testing.T, f *fixture) {
+			os.Symlink(f.outside, filepath.Join(f.nvram, "link"))
+		}, Outside, "outside allowed_dirs"},
+		{"symlinked allowed dir itself", func(f *fixture) string { return f.root + "/nvram-link/vm_VARS.fd" }, func(t *testing.T, f *fixture) {
+			os.Symlink(f.nvram, filepath.Join(f.root, "nvram-link"))
+		}, Create, ""},
+		{"missing dir outside", func(f *fixture) string { return "/nonexistent/dir/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			if tt.setup != nil {
+				tt.setup(t, f)
+			}
+			dec, err := f.p.Plan(dom(t, "vm", "<nvram>"+tt.path(f)+"</nvram>"), Prepare)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Action != tt.action || !strings.Contains(dec.Reason, tt.reason) {
+				t.Errorf("decision %v (%s), want %v (%s)", dec.Action, dec.Reason, tt.action, tt.reason)
+			}
+			if dec.Action == Create {
+				if r, _ := filepath.EvalSymlinks(f.nvram); dec.Dir != r {
+					t.Errorf("Dir = %s, want the resolved nvram dir %s", dec.Dir, r)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanDecisions(t *testing.T) {
+	tests := []struct {
+		name   string
+		nvram  string
+		mode   Mode
+		extra  string
+		action Action
+		addNV  bool
+		addTpl bool
+		reason string
+		err    string
+	}{
+		{"prepare without nvram leaves it to libvirt", "", Prepare, "", Nothing, false, false, "libvirt generates the path", ""},
+		{"filter without nvram adds it", "", Filter, "", Create, true, false, "", ""},
+		{"block nvram", "<nvram type='block'><source dev='/dev/sdz'/></nvram>", Filter, "", Nothing, false, false, "type='block'", ""},
+		{"network nvram", "<nvram type='network'><source protocol='nbd'/></nvram>", Prepare, "", Nothing, false, false, "type='network'", ""},
+		{"nvram without a path", "<nvram template='/x'/>", Prepare, "", Nothing, false, false, "names no file", ""},
+		{"filter, nvram without template, add_template off", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "", Create, false, false, "", ""},
+		{"filter, nvram without template, add_template on", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", Create, false, true, "", ""},
+		{"filter, template already there", "<nvram template='TPL'>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", Create, false, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.extra)
+			nv := strings.NewReplacer("NVRAM", f.nvram, "TPL", f.vars).Replace(tt.nvram)
+			dec, err := f.p.Plan(dom(t, "vm", nv), tt.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Action != tt.action || dec.AddNVRAM != tt.addNV || dec.AddTemplate != tt.addTpl || !strings.Contains(dec.Reason, tt.reason) {
+				t.Errorf("got %+v", dec)
+			}
+			if dec.Action == Create && dec.Template.Template != f.vars {
+				t.Errorf("template = %+v", dec.Template)
+			}
+			if tt.addNV && dec.Path != filepath.Join(f.nvram, "vm_VARS.fd") {
+				t.Errorf("generated path %s", dec.Path)
+			}
+		})
+	}
+}
+
+func TestNoVarstoreReasons(t *testing.T) {
+	tests := []struct{ os, reason string }{
+		{"<type>hvm</type>", "no <loader>"},
+		{"", "no <loader>"},
+		{"<loader type='rom'>/bios.bin</loader>", "not pflash"},
+		{"<loader readonly='no' type='pflash'>/x</loader>", "read-write"},
+		{"<loader readonly='yes' type='pflash' stateless='yes'>/x</loader>", "stateless"},
+		{"<loader readonly='yes' type='pflash'/>", "no path yet"},
+	}
+	for _, tt := range tests {
+		d, err := domain.Parse([]byte("<domain><name>v</name><os>" + tt.os + "</os></domain>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := (&Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}).Plan(d, Filter)
+		if err != nil || dec.Action != Nothing || !strings.Contains(dec.Reason, tt.reason) {
+			t.Errorf("%s: %+v, %v; want nothing because %q", tt.os, dec, err, tt.reason)
+		}
+	}
+	for _, x := range []string{
+		"<domain><name>v</name><os firmware='efi'><type>hvm</type></os></domain>",
+		"<domain><name>v</name><os firmware='efi'><loader readonly='yes' type='pflash'>/nonstandard/CODE.fd</loader></os></domain>",
+	} {
+		d, _ := domain.Parse([]byte(x))
+		for _, mode := range []Mode{Prepare, Filter} {
+			if dec, err := (&Planner{}).Plan(d, mode); err != nil || dec.Action != Nothing || !strings.Contains(dec.Reason, "firmware='efi'") && !strings.Contains(dec.Reason, "libvirt generates") {
+				t.Errorf("autoselection, mode %v: %+v, %v", mode, dec, err)
+			}
+		}
+	}
+}
+
+func TestExistingVarstoreNeedsNoConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vm_VARS.fd")
+	os.WriteFile(path, []byte("x"), 0o600)
+	p := &Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}
+	dec, err := p.Plan(dom(t, "vm", "<nvram>"+path+"</nvram>"), Prepare)
+	if err != nil || dec.Action != Exists {
+		t.Fatalf("got %+v, %v", dec, err)
+	}
+	if p.cfg != nil || p.cfgErr != nil {
+		t.Error("the config was read for an existing varstore")
+	}
+}
+
+func TestVarsName(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{"vm", "vm_VARS.fd", true},
+		{"a b é 😀", "a b é 😀_VARS.fd", true},
+		{"-dash", "-dash_VARS.fd", true},
+		{"..", ".._VARS.fd", true},
+		{"$(rm -rf ~);`x`|&", "$(rm -rf ~);`x`|&_VARS.fd", true},
+		{"a/b", "", false},
+		{"", "", false},
+	} {
+		got, err := VarsName(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("VarsName(%q) = %q, %v", tt.in, got, err)
+		}
+		if err != nil && !errors.Is(err, ErrName) {
+			t.Errorf("error %v is not ErrName", err)
+		}
+	}
+}
+
+func TestFilterWithoutTemplateFails(t *testing.T) {
+	f := newFixture(t, "")
+	d, _ := domain.Parse([]byte("<domain><name>vm</name><os><loader readonly='yes' type='pflash'>/fw/OTHER.fd</loader></os></domain>"))
+	_, err := f.p.Plan(d, Filter)
+	var nf *firmware.NotFoundError
+	if !errors.As(err, &nf) {
+		t.Errorf("err = %v, want NotFoundError", err)
+	}
+}
