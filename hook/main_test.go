@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -200,5 +201,49 @@ func TestFailuresAreOneLine(t *testing.T) {
 				t.Errorf("stack trace: %s", errs)
 			}
 		})
+	}
+}
+
+// TestConcurrentHooks runs the real hook the way a burst of starts would:
+// 64 processes preparing the same domain (exactly one file, every process
+// exits 0) and 200 processes preparing 200 different domains (all created).
+func TestConcurrentHooks(t *testing.T) {
+	h := newFakeHost(t)
+	for _, n := range []struct {
+		name    string
+		procs   int
+		domains int
+	}{{"same domain", 64, 1}, {"different domains", 200, 200}} {
+		t.Run(n.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			errs := make(chan string, n.procs)
+			for i := range n.procs {
+				name := fmt.Sprintf("%s-%d", strings.ReplaceAll(n.name, " ", "-"), i%n.domains)
+				in := fmt.Sprintf("<domain><name>%s</name><os><loader readonly='yes' type='pflash'>/srv/fw/CUSTOM_CODE.fd</loader><nvram>%s/%s_VARS.fd</nvram></os></domain>", name, h.nvram, name)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if code, out, stderr := h.run(t, "qemu", []byte(in), name, "prepare", "begin", "-"); code != 0 || out != "" || stderr != "" {
+						errs <- fmt.Sprintf("%s: exit %d %q %q", name, code, out, stderr)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Error(e)
+			}
+			for i := range n.domains {
+				name := fmt.Sprintf("%s-%d", strings.ReplaceAll(n.name, " ", "-"), i)
+				data, err := os.ReadFile(filepath.Join(h.nvram, name+"_VARS.fd"))
+				if err != nil || !bytes.Equal(data, h.vars) {
+					t.Errorf("%s: %v, intact %v", name, err, bytes.Equal(data, h.vars))
+				}
+			}
+		})
+	}
+	entries, _ := os.ReadDir(h.nvram)
+	if len(entries) != 201 {
+		t.Errorf("nvram dir holds %d entries, want 201 varstores and no temp file", len(entries))
 	}
 }

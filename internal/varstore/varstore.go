@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -110,6 +111,7 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 	}
 	defer src.Close()
 
+	removeStale(dfd)
 	tmp, err := tempName(name)
 	if err != nil {
 		return res, err
@@ -119,6 +121,9 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 		return res, &os.PathError{Op: "create", Path: filepath.Join(dir, tmp), Err: err}
 	}
 	dst := os.NewFile(uintptr(tfd), filepath.Join(dir, tmp))
+	// The lock tells a later invocation that this temp file is being
+	// written; the kernel drops it when we exit, however we exit.
+	unix.Flock(tfd, unix.LOCK_EX)
 	committed := false
 	defer func() {
 		dst.Close()
@@ -292,4 +297,57 @@ func commit(dfd int, tmp, name string) (bool, error) {
 		return false, nil
 	}
 	return false, err
+}
+
+// StaleAge is how old an unlocked temp file must be before a later
+// invocation removes it. The lock alone decides liveness; the age only
+// covers the instant between a writer's create and its flock.
+const StaleAge = time.Minute
+
+// IsTemp reports whether a directory entry is one of our temp files.
+func IsTemp(name string) bool {
+	i := strings.Index(name, TempMarker)
+	if !strings.HasPrefix(name, ".") || i < 0 || !strings.HasSuffix(name, ".tmp") {
+		return false
+	}
+	h := name[i+len(TempMarker) : len(name)-len(".tmp")]
+	if len(h) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
+
+// removeStale deletes temp files left by invocations that died (killed,
+// crashed, power loss): ours, unlocked, and older than StaleAge. A temp file
+// still locked belongs to a live writer and is left alone. Errors are
+// ignored: cleanup must never fail a VM start.
+func removeStale(dfd int) {
+	// Read the entries through a duplicate: closing it keeps dfd open.
+	nfd, err := unix.Dup(dfd)
+	if err != nil {
+		return
+	}
+	d := os.NewFile(uintptr(nfd), "")
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if !IsTemp(name) {
+			continue
+		}
+		fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+			time.Since(time.Unix(st.Mtim.Unix())) > StaleAge &&
+			unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			unix.Unlinkat(dfd, name, 0)
+		}
+		unix.Close(fd)
+	}
 }

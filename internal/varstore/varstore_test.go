@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,19 +18,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The test binary doubles as a separate process that calls Create, so the
-// concurrency test races real processes, as libvirtd would run them.
+// createfile is a separate program calling Create, so the concurrency and
+// crash tests race and kill real processes, as libvirtd would run them.
+var createfile string
+
 func TestMain(m *testing.M) {
-	if os.Getenv("VARSTORE_TEST_CHILD") == "1" {
-		res, err := Create(os.Getenv("DIR"), os.Getenv("NAME"), os.Getenv("TEMPLATE"), Options{UID: -1, GID: -1})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Println(res.Created)
-		os.Exit(0)
+	dir, err := os.MkdirTemp("", "varstore-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	createfile = filepath.Join(dir, "createfile")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", createfile, "./testdata/createfile")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building createfile: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func child(dir, name, tmpl string) *exec.Cmd {
+	return exec.Command(createfile, dir, name, tmpl)
 }
 
 func writeTemplate(t *testing.T, dir string, data []byte) string {
@@ -271,10 +283,10 @@ func TestCreateMissingAndReadOnlyDirectory(t *testing.T) {
 	}
 }
 
-// TestConcurrentProcesses: 32 processes provisioning the same varstore at
+// TestConcurrentProcesses: 64 processes provisioning the same varstore at
 // once produce exactly one complete file, and all of them succeed.
 func TestConcurrentProcesses(t *testing.T) {
-	const procs = 32
+	const procs = 64
 	fw, nv := t.TempDir(), t.TempDir()
 	data := randomBytes(t, 1<<20)
 	tmpl := writeTemplate(t, fw, data)
@@ -285,9 +297,7 @@ func TestConcurrentProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "VARSTORE_TEST_CHILD=1", "DIR="+nv, "NAME=race_VARS.fd", "TEMPLATE="+tmpl)
-			out, err := cmd.CombinedOutput()
+			out, err := child(nv, "race_VARS.fd", tmpl).CombinedOutput()
 			outs[i], errs[i] = strings.TrimSpace(string(out)), err
 		}()
 	}
