@@ -176,6 +176,13 @@ func TestFailuresAreOneLine(t *testing.T) {
 		{"no template", "<domain><name>vm</name><os><loader readonly='yes' type='pflash'>/srv/fw/X_CODE.fd</loader><nvram>NVRAM/vm_VARS.fd</nvram></os></domain>",
 			[]string{"vm", "prepare", "begin", "-"}, 1, "no varstore template for loader /srv/fw/X_CODE.fd (looked in: domain XML, CONF)"},
 		{"usage", "", []string{"vm", "prepare"}, 2, "Usage:"},
+		{"truncated XML in migrate", "<domain><name>vm</name><os><loader", []string{"vm", "migrate", "begin", "-"}, 1, "invalid domain XML"},
+		{"DOCTYPE with entities", "<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>]><domain>&b;</domain>", []string{"vm", "prepare", "begin", "-"}, 1, "invalid domain XML"},
+		{"two os", "<domain><name>vm</name><os/><os/></domain>", []string{"vm", "restore", "begin", "-"}, 1, "more than one <os>"},
+		{"two nvram", "<domain><name>vm</name><os><nvram>/a</nvram><nvram>/b</nvram></os></domain>", []string{"vm", "prepare", "begin", "-"}, 1, "more than one <nvram>"},
+		{"non-UTF-8", "<domain><name>\xff</name></domain>", []string{"vm", "prepare", "begin", "-"}, 1, "not UTF-8"},
+		{"50 MiB of garbage in prepare", strings.Repeat("garbage\x00<", 50<<20/9), []string{"vm", "prepare", "begin", "-"}, 1, "invalid domain XML"},
+		{"50 MiB of garbage in stopped", strings.Repeat("garbage\x00<", 50<<20/9), []string{"vm", "stopped", "end", "-"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

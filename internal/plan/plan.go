@@ -179,13 +179,13 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dir, reason := p.placement(cfg, dec.Path); reason != "" {
+	dir, reason := p.placement(cfg, dec.Path)
+	if reason != "" {
 		dec.Action = Outside
 		dec.Reason = reason
 		return dec, nil
-	} else {
-		dec.Dir = dir
 	}
+	dec.Dir = dir
 	if dec.Template.Template == "" {
 		if dec.Template, err = p.find(loader, templateOf(nv)); err != nil {
 			return nil, err
