@@ -7,7 +7,6 @@ package logging
 import (
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"strings"
 
@@ -43,7 +42,7 @@ func New(target, level string, stderr io.Writer, devLog string) (*logrus.Logger,
 		l.SetFormatter(&logrus.TextFormatter{DisableColors: true, DisableTimestamp: true})
 		return l, nopCloser{}, nil
 	case target == "syslog":
-		w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, Tag)
+		w, err := dialSyslog(devLog, Tag)
 		if err != nil {
 			// No syslog after all: fall back rather than fail a VM start.
 			l.SetOutput(stderr)
@@ -85,7 +84,7 @@ type nopCloser struct{}
 func (nopCloser) Close() error { return nil }
 
 // syslogHook sends each entry, formatted as logfmt, at its own priority.
-type syslogHook struct{ w *syslog.Writer }
+type syslogHook struct{ w *syslogConn }
 
 func (h *syslogHook) Levels() []logrus.Level { return logrus.AllLevels }
 
@@ -97,11 +96,11 @@ func (h *syslogHook) Fire(e *logrus.Entry) error {
 	line = strings.TrimSuffix(line, "\n")
 	switch e.Level {
 	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
-		return h.w.Err(line)
+		return h.w.send(sevErr, line)
 	case logrus.WarnLevel:
-		return h.w.Warning(line)
+		return h.w.send(sevWarning, line)
 	case logrus.InfoLevel:
-		return h.w.Info(line)
+		return h.w.send(sevInfo, line)
 	}
-	return h.w.Debug(line)
+	return h.w.send(sevDebug, line)
 }

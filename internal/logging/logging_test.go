@@ -2,10 +2,13 @@ package logging
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTargets(t *testing.T) {
@@ -44,5 +47,34 @@ func TestTargets(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, "hook.log"))
 	if !strings.Contains(string(data), "msg=hello") || !strings.Contains(string(data), "time=") {
 		t.Errorf("file log: %q", data)
+	}
+}
+
+// TestSyslog reads what the hook sends to a syslog socket of our own.
+func TestSyslog(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	l, c, err := New("syslog", "info", io.Discard, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.WithField("nvram", "/nv/a b_VARS.fd").Warn("outside allowed_dirs")
+	l.Debug("not at info level")
+	c.Close()
+	buf := make([]byte, 4096)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(buf[:n])
+	// <28> = facility daemon (3) * 8 + warning (4)
+	if !strings.HasPrefix(got, "<28>") || !strings.Contains(got, "libvirt-nvram-hook[") ||
+		!strings.Contains(got, `level=warning msg="outside allowed_dirs" nvram="/nv/a b_VARS.fd"`) {
+		t.Errorf("syslog line %q", got)
 	}
 }
