@@ -1,0 +1,408 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// guest is a minimal domain: TCG, q35, no disks, so UEFI guests just sit in
+// the firmware. loader "" makes a BIOS guest; nvram "" lets libvirt fill in
+// its default path at define time.
+type guest struct {
+	name   string
+	loader string
+	nvram  string
+	// nvramXML replaces the <nvram> element made from nvram.
+	nvramXML string
+	// staticOwner: QEMU runs as libvirt-qemu and libvirt does not chown the
+	// guest's files (<seclabel model='dac' relabel='no'>), as on shared
+	// storage; the files must be right as created.
+	staticOwner bool
+}
+
+func (g guest) xml() string {
+	var fw string
+	if g.loader != "" {
+		fw = fmt.Sprintf("\n    <loader readonly='yes' type='pflash'>%s</loader>", g.loader)
+		if g.nvramXML != "" {
+			fw += "\n    " + g.nvramXML
+		} else if g.nvram != "" {
+			fw += fmt.Sprintf("\n    <nvram>%s</nvram>", g.nvram)
+		}
+	}
+	var sec string
+	if g.staticOwner {
+		sec = fmt.Sprintf("\n  <seclabel type='static' model='dac' relabel='no'><label>+%d:+%d</label></seclabel>", env.qemuUID, env.qemuGID)
+	}
+	return fmt.Sprintf(`<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>%s
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+  </devices>%s
+</domain>
+`, g.name, fw, sec)
+}
+
+// defineGuest defines g on h and registers its removal from both hosts,
+// together with every file the suite may have made for it.
+func defineGuest(t *testing.T, h *host, g guest) {
+	t.Helper()
+	p := filepath.Join(env.work, "xml", g.name+".xml")
+	if err := os.WriteFile(p, []byte(g.xml()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeGuest(t, g.name) })
+	virsh(t, h, "define", p)
+}
+
+func removeGuest(t *testing.T, name string) {
+	for _, h := range []*host{env.b, env.a} {
+		virshRaw(h, "destroy", name)
+		virshRaw(h, "undefine", "--nvram", name)
+		for _, p := range []string{
+			h.varstore(name),
+			filepath.Join(h.qemuLogDir, name+".log"),
+		} {
+			removeIfExists(p)
+		}
+	}
+	for _, p := range []string{
+		filepath.Join(env.altNvram, name+"_VARS.fd"),
+		filepath.Join(env.shared, name+"_VARS.fd"),
+		savePath(name),
+	} {
+		removeIfExists(p)
+	}
+}
+
+func (h *host) varstore(name string) string { return filepath.Join(h.nvramDir, name+"_VARS.fd") }
+
+func savePath(name string) string { return filepath.Join(env.saveDir, name+".save") }
+
+// virsh runs virsh against h and fails the test on error.
+func virsh(t *testing.T, h *host, args ...string) string {
+	t.Helper()
+	out, err := virshRaw(h, args...)
+	if err != nil {
+		t.Fatalf("host %s: virsh %s: %v\n%s", h.name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// virshFails runs virsh against h, expects it to fail and returns its output.
+func virshFails(t *testing.T, h *host, args ...string) string {
+	t.Helper()
+	out, err := virshRaw(h, args...)
+	if err == nil {
+		t.Fatalf("host %s: virsh %s succeeded, expected a failure\n%s", h.name, strings.Join(args, " "), out)
+	}
+	return out
+}
+
+// requireState waits up to 10 s for the state libvirt reports.
+func requireState(t *testing.T, h *host, name, want string) {
+	t.Helper()
+	var got string
+	for i := 0; i < 50; i++ {
+		out, err := virshRaw(h, "domstate", name)
+		got = strings.TrimSpace(out)
+		if err == nil && got == want {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("host %s: virsh domstate %s = %q, want %q", h.name, name, got, want)
+}
+
+// domNvram is the part of `virsh dumpxml` the suite looks at.
+type domNvram struct {
+	Loader struct {
+		Path     string `xml:",chardata"`
+		Type     string `xml:"type,attr"`
+		ReadOnly string `xml:"readonly,attr"`
+	} `xml:"os>loader"`
+	Nvram *struct {
+		Path     string `xml:",chardata"`
+		Template string `xml:"template,attr"`
+		Source   struct {
+			File string `xml:"file,attr"`
+		} `xml:"source"`
+	} `xml:"os>nvram"`
+}
+
+func parseDom(t *testing.T, x string) domNvram {
+	t.Helper()
+	var d domNvram
+	if err := xml.Unmarshal([]byte(x), &d); err != nil {
+		t.Fatalf("parse domain XML: %v\n%s", err, x)
+	}
+	return d
+}
+
+// nvramOf returns the varstore path and template libvirt shows for name.
+func nvramOf(t *testing.T, h *host, name string, extra ...string) (path, template string) {
+	t.Helper()
+	d := parseDom(t, virsh(t, h, append([]string{"dumpxml", name}, extra...)...))
+	if d.Nvram == nil {
+		return "", ""
+	}
+	path = strings.TrimSpace(d.Nvram.Path)
+	if path == "" {
+		path = d.Nvram.Source.File
+	}
+	return path, d.Nvram.Template
+}
+
+// hookOff removes the hook entry from h and reloads the daemon, hookOn puts
+// it back. libvirt rescans hooks on SIGHUP (and scans qemu.d on each call
+// once it found a hook at start-up).
+func hookOff(t *testing.T, h *host) {
+	t.Helper()
+	if err := os.Remove(h.hookEntry); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !fileExists(h.hookEntry) {
+			hookOn(t, h)
+		}
+	})
+	reload(t, h)
+}
+
+func hookOn(t *testing.T, h *host) {
+	t.Helper()
+	if err := os.Symlink(env.hookBin, h.hookEntry); err != nil {
+		t.Fatal(err)
+	}
+	reload(t, h)
+}
+
+func reload(t *testing.T, h *host) {
+	t.Helper()
+	if err := syscall.Kill(h.pid, syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP libvirtd %s pid %d: %v", h.name, h.pid, err)
+	}
+	time.Sleep(time.Second)
+	virsh(t, h, "version")
+}
+
+// logMark/logSince read what the hook logged on h after a point.
+func (h *host) logMark() int64 { return fileSize(h.hookLog) }
+
+func (h *host) logSince(mark int64) string { return readFrom(h.hookLog, mark) }
+
+// qemuLog is libvirt's per-guest log (taint messages land there).
+func (h *host) qemuLog(name string) string { return filepath.Join(h.qemuLogDir, name+".log") }
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func readFrom(p string, off int64) string {
+	b, err := os.ReadFile(p)
+	if err != nil || int64(len(b)) < off {
+		return ""
+	}
+	return string(b[off:])
+}
+
+// requireLogMentions checks that the hook's log on h since mark has a line
+// containing all of words.
+func requireLogMentions(t *testing.T, h *host, mark int64, words ...string) string {
+	t.Helper()
+	log := h.logSince(mark)
+	for _, line := range strings.Split(log, "\n") {
+		ok := true
+		for _, w := range words {
+			if !strings.Contains(line, w) {
+				ok = false
+				break
+			}
+		}
+		if ok && line != "" {
+			return line
+		}
+	}
+	t.Fatalf("host %s: no line of the hook's log mentions %q; the log since the operation:\n%s", h.name, words, log)
+	return ""
+}
+
+func readBytes(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read varstore: %v", err)
+	}
+	return b
+}
+
+// requireSameBytes compares a file with expected contents and reports the
+// first difference.
+func requireSameBytes(t *testing.T, path string, want []byte, what string) {
+	t.Helper()
+	got := readBytes(t, path)
+	if bytes.Equal(got, want) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Fatalf("%s: %s differs from %s: %d bytes vs %d, first difference at offset %#x", what, path, "the expected contents", len(got), len(want), i)
+}
+
+func requireSameFile(t *testing.T, path, wantPath, what string) {
+	t.Helper()
+	want, err := os.ReadFile(wantPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readBytes(t, path)
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && i < len(want) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("%s: %s is not byte for byte %s: %d bytes vs %d, first difference at offset %#x", what, path, wantPath, len(got), len(want), i)
+	}
+}
+
+func requireNoFile(t *testing.T, p string) {
+	t.Helper()
+	if _, err := os.Lstat(p); err == nil {
+		t.Fatalf("%s exists, expected no file there", p)
+	}
+}
+
+// requireModeOwner checks permission bits and owning user.
+func requireModeOwner(t *testing.T, p string, mode os.FileMode, uid int) {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if st.Mode().Perm() != mode || int(sys.Uid) != uid {
+		t.Fatalf("%s: mode %#o uid %d, want mode %#o uid %d (%s)", p, st.Mode().Perm(), sys.Uid, mode, uid, qemuUserName)
+	}
+	t.Logf("%s: mode %#o owner %d:%d", p, st.Mode().Perm(), sys.Uid, sys.Gid)
+}
+
+// migrate live-migrates name from A to B over loopback.
+func migrate(t *testing.T, name string, flags ...string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	args := append([]string{"migrate", "--live"}, flags...)
+	args = append(args, name, env.b.uri, "--migrateuri", fmt.Sprintf("tcp://127.0.0.1:%d", port))
+	t0 := time.Now()
+	virsh(t, env.a, args...)
+	t.Logf("virsh %s took %s", strings.Join(args, " "), time.Since(t0).Round(time.Millisecond))
+}
+
+// descriptorTemplate finds the varstore template QEMU's firmware
+// descriptors give for loader, the way libvirt does: /etc/qemu/firmware
+// overrides /usr/share/qemu/firmware by file name, sorted by name, first
+// match wins.
+func descriptorTemplate(t *testing.T, loader string) string {
+	t.Helper()
+	files := map[string]string{}
+	for _, dir := range []string{"/usr/share/qemu/firmware", "/etc/qemu/firmware"} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".json") {
+				files[e.Name()] = filepath.Join(dir, e.Name())
+			}
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b, err := os.ReadFile(files[n])
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		var d struct {
+			Mapping struct {
+				Device     string `json:"device"`
+				Executable struct {
+					Filename string `json:"filename"`
+				} `json:"executable"`
+				NvramTemplate struct {
+					Filename string `json:"filename"`
+				} `json:"nvram-template"`
+			} `json:"mapping"`
+		}
+		if json.Unmarshal(b, &d) != nil {
+			continue
+		}
+		if d.Mapping.Device == "flash" && d.Mapping.Executable.Filename == loader && d.Mapping.NvramTemplate.Filename != "" {
+			return d.Mapping.NvramTemplate.Filename
+		}
+	}
+	t.Fatalf("no firmware descriptor names %s", loader)
+	return ""
+}
+
+// logLevelRe finds the level of a hook log line in the usual spellings
+// (level=info, [INFO], INFO:, " info ").
+var logLevelRe = regexp.MustCompile(`(?i)(?:level=|\[|\b)(debug|info|warning|warn|error|fatal)\b`)
+
+func logLevel(line string) string {
+	m := logLevelRe.FindStringSubmatch(line)
+	if m == nil {
+		return ""
+	}
+	return strings.ToLower(m[1])
+}
+
+// runHook runs the installed hook binary directly, as libvirt would, with
+// host A's config.
+func runHook(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(env.hookBin, args...)
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIBVIRT_NVRAM_HOOK_CONFIG=" + env.a.hookConf}
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			t.Fatalf("run %s: %v", env.hookBin, err)
+		}
+	}
+	return o.String(), e.String(), code
+}
