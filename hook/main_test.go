@@ -50,7 +50,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	rand.Read(h.vars)
 	vars := filepath.Join(root, "CUSTOM_VARS.fd")
 	os.WriteFile(vars, h.vars, 0o644)
-	os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nuser = +%d\ngroup = +%d\n[templates]\nnvram = /srv/fw/CUSTOM_CODE.fd:%s\ndescriptors = false\nqemu_conf =\n[log]\ntarget = file:%s/hook.log\n",
+	os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nuser = +%d\ngroup = +%d\n[templates]\nnvram = /srv/fw/CUSTOM_CODE.fd:%s\ndescriptors = false\nbuiltin = false\nqemu_conf =\n[log]\ntarget = file:%s/hook.log\n",
 		h.nvram, os.Getuid(), os.Getgid(), vars, root)), 0o644)
 	return h
 }
@@ -70,10 +70,8 @@ func (h *fakeHost) run(t *testing.T, argv0 string, stdin []byte, args ...string)
 	dir := filepath.Join(h.root, filepath.Dir(argv0))
 	os.MkdirAll(dir, 0o755)
 	link := filepath.Join(h.root, argv0)
-	if _, err := os.Lstat(link); err != nil {
-		if err := os.Symlink(binary, link); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.Symlink(binary, link); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
 	}
 	cmd := exec.Command(link, args...)
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LIBVIRT_NVRAM_HOOK_CONFIG=" + h.conf}

@@ -54,6 +54,7 @@ type Config struct {
 	AddTemplate bool
 
 	Pairs          []Pair
+	Builtin        bool // the built-in table of distributions' layouts
 	Descriptors    bool
 	DescriptorDirs []string
 	QemuConf       string // "" = not read
@@ -68,6 +69,7 @@ func Default(path string) *Config {
 		Path:           path,
 		NVRAMDir:       DefaultNVRAMDir,
 		AllowedDirs:    []string{DefaultNVRAMDir},
+		Builtin:        true,
 		Descriptors:    true,
 		DescriptorDirs: append([]string(nil), DefaultDescriptorDirs...),
 		QemuConf:       DefaultQemuConf,
@@ -118,7 +120,7 @@ func Load(path string, required bool) (*Config, error) {
 // keys lists every known key per section; true marks a repeatable key.
 var keys = map[string]map[string]bool{
 	"nvram":     {"dir": false, "allowed_dirs": true, "user": false, "group": false, "add_template": false},
-	"templates": {"nvram": true, "descriptors": false, "descriptor_dirs": false, "qemu_conf": false},
+	"templates": {"nvram": true, "builtin": false, "descriptors": false, "descriptor_dirs": false, "qemu_conf": false},
 	"log":       {"target": false, "level": false},
 }
 
@@ -175,6 +177,7 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 		}
 		v.bool(s, "descriptors", &c.Descriptors)
+		v.bool(s, "builtin", &c.Builtin)
 		if s.HasKey("descriptor_dirs") {
 			c.DescriptorDirs = nil
 			for _, d := range strings.Split(s.Key("descriptor_dirs").String(), ":") {

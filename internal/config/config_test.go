@@ -59,6 +59,7 @@ level = debug
 			{"/srv/fw/A_CODE.fd", "/srv/fw/A_VARS.fd", 11},
 			{"/srv/fw/B_CODE.fd", "/srv/fw/B_VARS.fd", 13},
 		},
+		Builtin:        true,
 		DescriptorDirs: []string{"/etc/qemu/firmware", "/opt/fw/descriptors"},
 		LogTarget:      "file:/var/log/nvram-hook.log", LogLevel: "debug",
 	}

@@ -52,6 +52,7 @@ type Loader struct {
 	ReadOnly  bool
 	Stateless bool
 	Format    string
+	Secure    string // "yes", "no" or "" (unset)
 }
 
 // NVRAM is /domain/os/nvram. Path is empty when the element names no file
@@ -72,8 +73,12 @@ type Domain struct {
 	Arch         string
 	Machine      string
 	FirmwareAuto string // <os firmware='...'>
-	Loader       *Loader
-	NVRAM        *NVRAM
+	// FirmwareFeatures are <os><firmware><feature name='N' enabled='yes|no'/>:
+	// what the user asked of the firmware (secure-boot, enrolled-keys).
+	FirmwareFeatures map[string]bool
+	SMMOff           bool // <features><smm state='off'/>
+	Loader           *Loader
+	NVRAM            *NVRAM
 
 	doc     *etree.Document
 	os      *etree.Element
@@ -136,6 +141,21 @@ func Parse(data []byte) (*Domain, error) {
 		d.Arch = t.SelectAttrValue("arch", "")
 		d.Machine = t.SelectAttrValue("machine", "")
 	}
+	if fw, err := only(os, "firmware"); err != nil {
+		return nil, err
+	} else if fw != nil {
+		for _, f := range fw.SelectElements("feature") {
+			if d.FirmwareFeatures == nil {
+				d.FirmwareFeatures = map[string]bool{}
+			}
+			d.FirmwareFeatures[f.SelectAttrValue("name", "")] = f.SelectAttrValue("enabled", "") == "yes"
+		}
+	}
+	if feats := root.SelectElement("features"); feats != nil {
+		if smm := feats.SelectElement("smm"); smm != nil && smm.SelectAttrValue("state", "") == "off" {
+			d.SMMOff = true
+		}
+	}
 	if d.loader, err = only(os, "loader"); err != nil {
 		return nil, err
 	}
@@ -146,6 +166,7 @@ func Parse(data []byte) (*Domain, error) {
 			ReadOnly:  d.loader.SelectAttrValue("readonly", "") == "yes",
 			Stateless: d.loader.SelectAttrValue("stateless", "") == "yes",
 			Format:    d.loader.SelectAttrValue("format", ""),
+			Secure:    d.loader.SelectAttrValue("secure", ""),
 		}
 	}
 	if d.nvram, err = only(os, "nvram"); err != nil {

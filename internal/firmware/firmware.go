@@ -1,17 +1,16 @@
 // Package firmware finds the varstore template of a firmware binary. The
 // template is a property of the firmware, not of the VM, so it is looked up
 // by the loader path in an ordered list of sources: the domain XML's own
-// template=, the hook's config, QEMU firmware descriptors, and qemu.conf's
-// nvram list (which libvirt ignores once any descriptor exists; we do not).
+// template=, the hook's config, QEMU firmware descriptors, qemu.conf's
+// nvram list (which libvirt ignores once any descriptor exists; we do not),
+// and a built-in table of distributions' firmware layouts.
 package firmware
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/qemuconf"
@@ -26,15 +25,33 @@ const (
 	FromConfig     Source = "hook config"
 	FromDescriptor Source = "firmware descriptor"
 	FromQemuConf   Source = "qemu.conf"
+	FromTable      Source = "built-in table"
 )
 
 // Pair maps a firmware binary to its template. Origin says where exactly
 // it was declared ("/etc/libvirt/nvram-hook.conf:12", a descriptor file).
+// Descriptor is set for pairs read from a firmware descriptor: only those
+// are matched against the domain's architecture, machine and features.
 type Pair struct {
-	Code   string
-	Vars   string
-	Source Source
-	Origin string
+	Code       string
+	Vars       string
+	Source     Source
+	Origin     string
+	Descriptor *Descriptor
+}
+
+// Query is what the domain says about the firmware it wants.
+type Query struct {
+	Loader   string
+	Template string // the domain's own template=, wins over everything
+
+	Arch, Machine string
+	// Features holds <os><firmware><feature> requests: name -> enabled.
+	Features     map[string]bool
+	LoaderSecure string // <loader secure=...>: "yes", "no" or ""
+	SMMOff       bool
+	LoaderFormat string
+	NVRAMFormat  string
 }
 
 // Hit is a found template.
@@ -47,19 +64,26 @@ type Hit struct {
 	Resolved bool
 }
 
-// NotFoundError lists every source consulted, so that the one line the
+// NotFoundError lists every source consulted, and every descriptor that
+// named the loader but did not fit the domain, so that the one line the
 // user sees says where to add the missing mapping.
 type NotFoundError struct {
 	Loader    string
 	Consulted []string
+	Rejected  []string
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("no varstore template for loader %s (looked in: %s)", e.Loader, strings.Join(e.Consulted, ", "))
+	s := fmt.Sprintf("no varstore template for loader %s (looked in: %s)", e.Loader, strings.Join(e.Consulted, ", "))
+	if len(e.Rejected) > 0 {
+		s += "; not matching the domain: " + strings.Join(e.Rejected, "; ")
+	}
+	return s
 }
 
-// Catalog is an ordered list of pairs from the config, descriptors and
-// qemu.conf, plus the names of the sources that were consulted to build it.
+// Catalog is an ordered list of pairs from the config, descriptors,
+// qemu.conf and the built-in table, plus the names of the sources that were
+// consulted to build it.
 type Catalog struct {
 	Pairs     []Pair
 	Consulted []string
@@ -68,41 +92,83 @@ type Catalog struct {
 	Problems []error
 }
 
-// Find returns the template for loader. xmlTemplate, the domain's own
-// template=, wins over everything. Within the catalog, sources keep their
+// Find returns the template for the query's loader. The domain's own
+// template= wins over everything. Within the catalog, sources keep their
 // order; in each source a literal path match is preferred to a match after
 // resolving symlinks, which is how Debian's OVMF_CODE_4M.ms.fd (a symlink)
 // and OVMF_CODE_4M.secboot.fd (its target) keep their different templates.
-func (c *Catalog) Find(loader, xmlTemplate string) (Hit, error) {
-	if xmlTemplate != "" {
-		return Hit{Template: xmlTemplate, Source: FromDomain, Origin: "template="}, nil
+// Descriptors must also fit the domain as libvirt requires (architecture,
+// machine type, secure boot, enrolled keys, SMM, formats).
+func (c *Catalog) Find(q Query) (Hit, error) {
+	if q.Template != "" {
+		return Hit{Template: q.Template, Source: FromDomain, Origin: "template="}, nil
 	}
-	resolved := resolve(loader)
-	cache := map[string]string{}
+	p, resolved, rejected := c.match(q, true)
+	if p != nil {
+		return Hit{Template: p.Vars, Source: p.Source, Origin: p.Origin, Resolved: resolved}, nil
+	}
+	return Hit{}, &NotFoundError{Loader: q.Loader, Consulted: append([]string{string(FromDomain)}, c.Consulted...), Rejected: rejected}
+}
+
+// Layout returns the pair that tells the loader's flash layout: the first
+// descriptor fitting the domain, else the first built-in table entry, for
+// the loader. Config and qemu.conf entries are what is being checked, so
+// they do not count.
+func (c *Catalog) Layout(q Query) (Pair, bool) {
+	for _, src := range []Source{FromDescriptor, FromTable} {
+		sub := &Catalog{}
+		for _, p := range c.Pairs {
+			if p.Source == src {
+				sub.Pairs = append(sub.Pairs, p)
+			}
+		}
+		if p, _, _ := sub.match(q, true); p != nil {
+			return *p, true
+		}
+	}
+	return Pair{}, false
+}
+
+// match walks the sources in order; see Find.
+func (c *Catalog) match(q Query, checkDomain bool) (*Pair, bool, []string) {
+	resolvedLoader := ""
+	resolvedDone := false
+	var rejected []string
 	for start := 0; start < len(c.Pairs); {
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
 			end++
 		}
 		group := c.Pairs[start:end]
-		for _, p := range group {
-			if p.Code == loader {
-				return Hit{Template: p.Vars, Source: p.Source, Origin: p.Origin}, nil
-			}
-		}
-		for _, p := range group {
-			r, ok := cache[p.Code]
-			if !ok {
-				r = resolve(p.Code)
-				cache[p.Code] = r
-			}
-			if r != "" && r == resolved {
-				return Hit{Template: p.Vars, Source: p.Source, Origin: p.Origin, Resolved: true}, nil
-			}
-		}
 		start = end
+		for pass := 0; pass < 2; pass++ {
+			for i := range group {
+				p := &group[i]
+				if pass == 0 && p.Code != q.Loader {
+					continue
+				}
+				if pass == 1 {
+					if p.Code == q.Loader {
+						continue // already seen
+					}
+					if !resolvedDone {
+						resolvedLoader, resolvedDone = resolve(q.Loader), true
+					}
+					if resolvedLoader == "" || resolve(p.Code) != resolvedLoader {
+						continue
+					}
+				}
+				if checkDomain && p.Descriptor != nil {
+					if why := p.Descriptor.Mismatch(q); why != "" {
+						rejected = append(rejected, filepath.Base(p.Origin)+": "+why)
+						continue
+					}
+				}
+				return p, pass == 1, rejected
+			}
+		}
 	}
-	return Hit{}, &NotFoundError{Loader: loader, Consulted: append([]string{string(FromDomain)}, c.Consulted...)}
+	return nil, false, rejected
 }
 
 // resolve returns the symlink-free absolute path of p, or "" when it does
@@ -115,122 +181,13 @@ func resolve(p string) string {
 	return r
 }
 
-// Descriptor is the part of a QEMU firmware descriptor (qemu
-// docs/interop/firmware.json) that maps an executable to its template.
-type Descriptor struct {
-	File        string // the file it was read from
-	Description string
-	Device      string
-	Mode        string
-	Executable  string
-	Template    string
-	Targets     []Target
-	Features    []string
-}
-
-// Target is one architecture and its machine-type globs.
-type Target struct {
-	Architecture string
-	Machines     []string
-}
-
-type descriptorJSON struct {
-	Description string `json:"description"`
-	Mapping     struct {
-		Device     string `json:"device"`
-		Mode       string `json:"mode"`
-		Executable struct {
-			Filename string `json:"filename"`
-		} `json:"executable"`
-		NVRAMTemplate struct {
-			Filename string `json:"filename"`
-		} `json:"nvram-template"`
-	} `json:"mapping"`
-	Targets []struct {
-		Architecture string   `json:"architecture"`
-		Machines     []string `json:"machines"`
-	} `json:"targets"`
-	Features []string `json:"features"`
-}
-
-// DescriptorFiles lists the effective descriptor files of dirs (highest
-// priority first): the same file name in an earlier directory replaces a
-// later one, an empty file masks the name, and the result is sorted by file
-// name, as QEMU's firmware.json specification and libvirt do.
-func DescriptorFiles(dirs []string) ([]string, error) {
-	chosen := map[string]string{}
-	var firstErr error
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			if !errors.Is(err, os.ErrNotExist) && firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasSuffix(name, ".json") || e.IsDir() {
-				continue
-			}
-			if _, seen := chosen[name]; !seen {
-				chosen[name] = filepath.Join(dir, name)
-			}
-		}
-	}
-	names := make([]string, 0, len(chosen))
-	for n := range chosen {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	files := make([]string, 0, len(names))
-	for _, n := range names {
-		if fi, err := os.Stat(chosen[n]); err == nil && fi.Size() == 0 {
-			continue // masked
-		}
-		files = append(files, chosen[n])
-	}
-	return files, firstErr
-}
-
-// ReadDescriptor parses one descriptor file.
-func ReadDescriptor(path string) (*Descriptor, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var j descriptorJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("firmware descriptor %s: %w", path, err)
-	}
-	d := &Descriptor{
-		File:        path,
-		Description: j.Description,
-		Device:      j.Mapping.Device,
-		Mode:        j.Mapping.Mode,
-		Executable:  j.Mapping.Executable.Filename,
-		Template:    j.Mapping.NVRAMTemplate.Filename,
-		Features:    j.Features,
-	}
-	for _, t := range j.Targets {
-		d.Targets = append(d.Targets, Target{Architecture: t.Architecture, Machines: t.Machines})
-	}
-	return d, nil
-}
-
-// SplitFlash reports whether the descriptor describes split edk2 flash
-// (read-only code plus a varstore made from a template): the only kind
-// that needs a per-VM varstore.
-func (d *Descriptor) SplitFlash() bool {
-	return d.Device == "flash" && (d.Mode == "" || d.Mode == "split") && d.Executable != "" && d.Template != ""
-}
-
 // Sources says where to look. Empty fields switch a source off.
 type Sources struct {
 	ConfigPath     string // named in the consulted list
 	ConfigPairs    []Pair
 	DescriptorDirs []string
 	QemuConf       string
+	Table          []TableEntry
 }
 
 // Load builds the catalog. Unreadable sources become Problems, not errors:
@@ -257,7 +214,7 @@ func Load(s Sources) *Catalog {
 				continue
 			}
 			if d.SplitFlash() {
-				c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f})
+				c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d})
 			}
 		}
 		c.Consulted = append(c.Consulted, fmt.Sprintf("%d firmware descriptors", len(files)))
@@ -277,5 +234,20 @@ func Load(s Sources) *Catalog {
 			c.Consulted = append(c.Consulted, s.QemuConf)
 		}
 	}
+	if len(s.Table) > 0 {
+		n := 0
+		for _, e := range s.Table {
+			if exists(e.Code) && exists(e.Vars) {
+				c.Pairs = append(c.Pairs, Pair{Code: e.Code, Vars: e.Vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
+				n++
+			}
+		}
+		c.Consulted = append(c.Consulted, fmt.Sprintf("built-in table (%d pairs present)", n))
+	}
 	return c
+}
+
+func exists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -45,11 +45,11 @@ func TestDescriptorFilesOverrideMaskSort(t *testing.T) {
 		t.Errorf("files = %v, want %v", files, want)
 	}
 	c := Load(Sources{DescriptorDirs: []string{etc, usr}})
-	hit, err := c.Find("/fw/B", "")
+	hit, err := c.Find(Query{Loader: "/fw/B", Template: ""})
 	if err != nil || hit.Template != "/fw/B-OVERRIDE" || hit.Source != FromDescriptor {
 		t.Errorf("Find(/fw/B) = %+v, %v; want the /etc override", hit, err)
 	}
-	if _, err := c.Find("/fw/M", ""); err == nil {
+	if _, err := c.Find(Query{Loader: "/fw/M", Template: ""}); err == nil {
 		t.Error("a masked descriptor still matched")
 	}
 }
@@ -112,7 +112,7 @@ func TestFindOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hit, err := c.Find(tt.loader, tt.xml)
+			hit, err := c.Find(Query{Loader: tt.loader, Template: tt.xml})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func TestFindOrder(t *testing.T) {
 			}
 		})
 	}
-	_, err := c.Find("/srv/fw/X_CODE.fd", "")
+	_, err := c.Find(Query{Loader: "/srv/fw/X_CODE.fd", Template: ""})
 	var nf *NotFoundError
 	if !errors.As(err, &nf) {
 		t.Fatalf("err = %v, want NotFoundError", err)

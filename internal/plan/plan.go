@@ -8,6 +8,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -107,6 +108,9 @@ func Sources(cfg *config.Config) firmware.Sources {
 	if cfg.Descriptors {
 		s.DescriptorDirs = cfg.DescriptorDirs
 	}
+	if cfg.Builtin {
+		s.Table = firmware.Table
+	}
 	return s
 }
 
@@ -127,7 +131,6 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		dec.Reason = reason
 		return dec, nil
 	}
-	loader := d.Loader.Path
 	dec.Format = firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
 	nv := d.NVRAM
 	switch {
@@ -146,7 +149,7 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		if err != nil {
 			return nil, err
 		}
-		if dec.Template, err = p.find(loader, ""); err != nil {
+		if dec.Template, err = p.find(d, ""); err != nil {
 			return nil, err
 		}
 		dec.Path = filepath.Join(cfg.NVRAMDir, name)
@@ -166,7 +169,7 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		return nil, err
 	}
 	if mode == Filter && nv != nil && nv.Template == "" {
-		if err := p.maybeAddTemplate(dec, loader); err != nil {
+		if err := p.maybeAddTemplate(dec, d); err != nil {
 			return nil, err
 		}
 	}
@@ -187,7 +190,7 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 	}
 	dec.Dir = dir
 	if dec.Template.Template == "" {
-		if dec.Template, err = p.find(loader, templateOf(nv)); err != nil {
+		if dec.Template, err = p.find(d, templateOf(nv)); err != nil {
 			return nil, err
 		}
 	}
@@ -199,12 +202,12 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 // maybeAddTemplate records template= for an existing <nvram> when the
 // config asks for it and a template is known. Each changed XML taints the
 // domain in libvirt ('hook-script'), hence off by default.
-func (p *Planner) maybeAddTemplate(dec *Decision, loader string) error {
+func (p *Planner) maybeAddTemplate(dec *Decision, d *domain.Domain) error {
 	cfg, err := p.Config()
 	if err != nil || !cfg.AddTemplate {
 		return err
 	}
-	hit, err := p.find(loader, "")
+	hit, err := p.find(d, "")
 	var nf *firmware.NotFoundError
 	if errors.As(err, &nf) {
 		return nil // nothing to add; a missing file fails later with this error
@@ -217,12 +220,67 @@ func (p *Planner) maybeAddTemplate(dec *Decision, loader string) error {
 	return nil
 }
 
-func (p *Planner) find(loader, xmlTemplate string) (firmware.Hit, error) {
+func (p *Planner) find(d *domain.Domain, xmlTemplate string) (firmware.Hit, error) {
 	cat, err := p.Catalog()
 	if err != nil {
 		return firmware.Hit{}, err
 	}
-	return cat.Find(loader, xmlTemplate)
+	q := Query(d)
+	q.Template = xmlTemplate
+	hit, err := cat.Find(q)
+	if err != nil {
+		return hit, err
+	}
+	return hit, checkSize(cat, q, hit)
+}
+
+// Query describes what the domain wants of its firmware.
+func Query(d *domain.Domain) firmware.Query {
+	q := firmware.Query{Arch: d.Arch, Machine: d.Machine, Features: d.FirmwareFeatures, SMMOff: d.SMMOff}
+	if d.Loader != nil {
+		q.Loader, q.LoaderSecure, q.LoaderFormat = d.Loader.Path, d.Loader.Secure, d.Loader.Format
+	}
+	if d.NVRAM != nil {
+		q.NVRAMFormat = d.NVRAM.Format
+	}
+	return q
+}
+
+// ErrSize is a template whose size does not fit the loader's flash layout.
+var ErrSize = errors.New("template size does not match the loader's flash layout")
+
+// checkSize refuses a template whose size differs from the one the
+// loader's known layout (a descriptor or the built-in table) uses: a 2 MiB
+// era varstore with 4 MiB code boots, then silently loses variables.
+func checkSize(cat *firmware.Catalog, q firmware.Query, hit firmware.Hit) error {
+	if hit.Source == firmware.FromDescriptor || hit.Source == firmware.FromTable {
+		return nil // the layout itself
+	}
+	layout, ok := cat.Layout(q)
+	if !ok || layout.Vars == hit.Template {
+		return nil
+	}
+	want, err1 := os.Stat(layout.Vars)
+	got, err2 := os.Stat(hit.Template)
+	if err1 != nil || err2 != nil || want.Size() == got.Size() {
+		return nil // a missing template is reported when it is opened
+	}
+	if isQcow2(layout.Vars) != isQcow2(hit.Template) {
+		return nil // sizes of different formats do not compare
+	}
+	return fmt.Errorf("%w: template %s (%s %s) is %d bytes, but loader %s takes %d-byte varstores like %s (%s %s); refusing a varstore that would lose variables",
+		ErrSize, hit.Template, hit.Source, hit.Origin, got.Size(), q.Loader, want.Size(), layout.Vars, layout.Source, layout.Origin)
+}
+
+func isQcow2(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	n, _ := f.Read(b)
+	return n == 4 && string(b) == "QFI\xfb"
 }
 
 // placement resolves the varstore's directory and checks it against

@@ -205,3 +205,45 @@ func TestFilterWithoutTemplateFails(t *testing.T) {
 		t.Errorf("err = %v, want NotFoundError", err)
 	}
 }
+
+// TestSizeGuard: a template whose size differs from the loader's known
+// layout is refused (the 2 MiB/4 MiB mix-up); the right size passes.
+func TestSizeGuard(t *testing.T) {
+	root := t.TempDir()
+	nvram := filepath.Join(root, "nvram")
+	os.Mkdir(nvram, 0o755)
+	descs := filepath.Join(root, "descriptors")
+	os.Mkdir(descs, 0o755)
+	code := filepath.Join(root, "CODE_4M.fd")
+	os.WriteFile(code, make([]byte, 4096), 0o644)
+	os.WriteFile(filepath.Join(root, "VARS_4M.fd"), make([]byte, 540672), 0o644)
+	os.WriteFile(filepath.Join(root, "VARS_2M.fd"), make([]byte, 131072), 0o644)
+	os.WriteFile(filepath.Join(root, "VARS_4M.custom.fd"), make([]byte, 540672), 0o644)
+	os.WriteFile(filepath.Join(descs, "60-x.json"), []byte(fmt.Sprintf(`{"interface-types":["uefi"],"mapping":{"device":"flash","executable":{"filename":%q},"nvram-template":{"filename":%q}},"targets":[{"architecture":"x86_64","machines":["pc-q35-*"]}]}`, code, filepath.Join(root, "VARS_4M.fd"))), 0o644)
+	conf := filepath.Join(root, "hook.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n[templates]\ndescriptor_dirs = %s\nqemu_conf =\n", nvram, descs)), 0o644)
+	for _, tt := range []struct {
+		template string
+		ok       bool
+	}{
+		{"VARS_2M.fd", false},
+		{"VARS_4M.custom.fd", true},
+		{"", true}, // the descriptor's own
+	} {
+		tmpl := ""
+		if tt.template != "" {
+			tmpl = " template='" + filepath.Join(root, tt.template) + "'"
+		}
+		d, err := domain.Parse([]byte(fmt.Sprintf("<domain><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>%s</loader><nvram%s>%s/vm_VARS.fd</nvram></os></domain>", code, tmpl, nvram)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := (&Planner{ConfigPath: conf, ConfigRequired: true}).Plan(d, Prepare)
+		if tt.ok != (err == nil) {
+			t.Errorf("template %q: %+v, %v", tt.template, dec, err)
+		}
+		if err != nil && (!errors.Is(err, ErrSize) || !strings.Contains(err.Error(), "is 131072 bytes, but loader "+code+" takes 540672-byte varstores")) {
+			t.Errorf("error %v", err)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package firmware
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Descriptor is the part of a QEMU firmware descriptor (qemu
+// docs/interop/firmware.json) that the hook uses.
+type Descriptor struct {
+	File           string // the file it was read from
+	Description    string
+	Interfaces     []string
+	Device         string
+	Mode           string
+	Executable     string
+	ExecFormat     string
+	Template       string
+	TemplateFormat string
+	Targets        []Target
+	Features       []string
+}
+
+// Target is one architecture and its machine-type globs.
+type Target struct {
+	Architecture string
+	Machines     []string
+}
+
+type descriptorJSON struct {
+	Description    string   `json:"description"`
+	InterfaceTypes []string `json:"interface-types"`
+	Mapping        struct {
+		Device     string `json:"device"`
+		Mode       string `json:"mode"`
+		Executable struct {
+			Filename string `json:"filename"`
+			Format   string `json:"format"`
+		} `json:"executable"`
+		NVRAMTemplate struct {
+			Filename string `json:"filename"`
+			Format   string `json:"format"`
+		} `json:"nvram-template"`
+	} `json:"mapping"`
+	Targets []struct {
+		Architecture string   `json:"architecture"`
+		Machines     []string `json:"machines"`
+	} `json:"targets"`
+	Features []string `json:"features"`
+}
+
+// DescriptorFiles lists the effective descriptor files of dirs (highest
+// priority first): the same file name in an earlier directory replaces a
+// later one, an empty file masks the name, and the result is sorted by file
+// name, as QEMU's firmware.json specification and libvirt do.
+func DescriptorFiles(dirs []string) ([]string, error) {
+	chosen := map[string]string{}
+	var firstErr error
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) && firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".json") || e.IsDir() {
+				continue
+			}
+			if _, seen := chosen[name]; !seen {
+				chosen[name] = filepath.Join(dir, name)
+			}
+		}
+	}
+	names := make([]string, 0, len(chosen))
+	for n := range chosen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	files := make([]string, 0, len(names))
+	for _, n := range names {
+		if fi, err := os.Stat(chosen[n]); err == nil && fi.Size() == 0 {
+			continue // masked
+		}
+		files = append(files, chosen[n])
+	}
+	return files, firstErr
+}
+
+// ReadDescriptor parses one descriptor file.
+func ReadDescriptor(file string) (*Descriptor, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var j descriptorJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("firmware descriptor %s: %w", file, err)
+	}
+	d := &Descriptor{
+		File:           file,
+		Description:    j.Description,
+		Interfaces:     j.InterfaceTypes,
+		Device:         j.Mapping.Device,
+		Mode:           j.Mapping.Mode,
+		Executable:     j.Mapping.Executable.Filename,
+		ExecFormat:     j.Mapping.Executable.Format,
+		Template:       j.Mapping.NVRAMTemplate.Filename,
+		TemplateFormat: j.Mapping.NVRAMTemplate.Format,
+		Features:       j.Features,
+	}
+	for _, t := range j.Targets {
+		d.Targets = append(d.Targets, Target{Architecture: t.Architecture, Machines: t.Machines})
+	}
+	return d, nil
+}
+
+// SplitFlash reports whether the descriptor describes split edk2 flash
+// (read-only code plus a varstore made from a template): the only kind
+// that needs a per-VM varstore.
+func (d *Descriptor) SplitFlash() bool {
+	return d.Device == "flash" && (d.Mode == "" || d.Mode == "split") && d.Executable != "" && d.Template != ""
+}
+
+func (d *Descriptor) has(feature string) bool { return slices.Contains(d.Features, feature) }
+
+// Mismatch applies libvirt's own rules (qemuFirmwareMatchDomain) to a
+// descriptor whose executable is the domain's loader, and says why it does
+// not fit, or "" when it does. What the domain leaves unsaid matches
+// anything.
+func (d *Descriptor) Mismatch(q Query) string {
+	if len(d.Interfaces) > 0 && !slices.Contains(d.Interfaces, "uefi") {
+		return "not a UEFI firmware"
+	}
+	if q.Arch != "" && !d.matchesTarget(q.Arch, q.Machine) {
+		return fmt.Sprintf("targets %s, not %s %s", d.targetList(), q.Arch, q.Machine)
+	}
+	for _, f := range []string{"secure-boot", "enrolled-keys"} {
+		want, asked := q.Features[f]
+		switch {
+		case asked && want && !d.has(f):
+			return "the domain asks for " + f + ", the firmware lacks it"
+		case asked && !want && d.has(f):
+			return "the domain refuses " + f + ", the firmware has it"
+		}
+	}
+	if d.has("requires-smm") {
+		if q.SMMOff {
+			return "the firmware requires SMM, the domain turns it off"
+		}
+		if q.LoaderSecure == "no" {
+			return "the firmware requires SMM, the loader has secure='no'"
+		}
+	} else if q.LoaderSecure == "yes" {
+		return "the loader has secure='yes', the firmware does not use SMM"
+	}
+	if q.LoaderFormat != "" && d.ExecFormat != "" && q.LoaderFormat != d.ExecFormat {
+		return fmt.Sprintf("executable format %s, the loader is %s", d.ExecFormat, q.LoaderFormat)
+	}
+	if q.NVRAMFormat != "" && d.TemplateFormat != "" && q.NVRAMFormat != d.TemplateFormat {
+		return fmt.Sprintf("template format %s, the varstore is %s", d.TemplateFormat, q.NVRAMFormat)
+	}
+	return ""
+}
+
+func (d *Descriptor) matchesTarget(arch, machine string) bool {
+	for _, t := range d.Targets {
+		if t.Architecture != arch {
+			continue
+		}
+		if machine == "" {
+			return true
+		}
+		for _, glob := range t.Machines {
+			if ok, _ := path.Match(glob, machine); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (d *Descriptor) targetList() string {
+	var parts []string
+	for _, t := range d.Targets {
+		parts = append(parts, t.Architecture+" "+strings.Join(t.Machines, ","))
+	}
+	return strings.Join(parts, "; ")
+}
