@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,6 +46,7 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	ConfigPath     string
 	ConfigRequired bool   // the path was named explicitly
+	ConfigHome     string // non-empty: a session daemon's defaults, under this directory
 	DevLog         string // syslog socket deciding the default log target
 	Euid           int
 }
@@ -53,6 +55,14 @@ type Env struct {
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid()}
+	if e.Euid != 0 {
+		// Not root: a session daemon (qemu:///session) runs us as its
+		// user, with HOME set; its files live under ~/.config.
+		if home, err := os.UserConfigDir(); err == nil {
+			e.ConfigHome = home
+			e.ConfigPath = config.SessionPath(home)
+		}
+	}
 	if p := os.Getenv(config.EnvPath); p != "" {
 		e.ConfigPath, e.ConfigRequired = p, true
 	}
@@ -81,7 +91,7 @@ func runHook(e Env, call hookcall.Call) int {
 		return ExitOK
 	}
 	start := time.Now()
-	h := &hookRun{env: e, call: call, planner: &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired}}
+	h := &hookRun{env: e, call: call, planner: e.planner()}
 	d, err := domain.Read(e.Stdin)
 	if err != nil {
 		return h.fail(fmt.Errorf("cannot use the domain XML for %q (%s %s): %w", call.Domain, call.Op, call.SubOp, err))
@@ -127,6 +137,10 @@ func runHook(e Env, call hookcall.Call) int {
 	return ExitOK
 }
 
+func (e Env) planner() *plan.Planner {
+	return &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired, ConfigHome: e.ConfigHome}
+}
+
 func tmplFields(dec *plan.Decision) logrus.Fields {
 	return logrus.Fields{"template": dec.Template.Template, "template_source": string(dec.Template.Source), "template_origin": dec.Template.Origin}
 }
@@ -146,7 +160,10 @@ func (h *hookRun) create(log *logrus.Entry, dec *plan.Decision) int {
 	if err != nil {
 		return h.fail(err)
 	}
-	opt := varstore.Options{UID: -1, GID: -1, Format: dec.Format}
+	opt := varstore.Options{UID: -1, GID: -1, Format: dec.Format, TemplateFormat: dec.TemplateFormat}
+	if p, err := exec.LookPath("qemu-img"); err == nil {
+		opt.QemuImg = p // only run when the formats differ
+	}
 	if h.env.Euid == 0 || cfg.User != "" || cfg.Group != "" {
 		// As root, the file goes to the qemu user; a session daemon (not
 		// root) runs QEMU as itself and needs no chown.

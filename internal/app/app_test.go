@@ -386,3 +386,34 @@ func TestCheckReportsConfigProblems(t *testing.T) {
 		t.Errorf("got %+v", r)
 	}
 }
+
+// TestSessionDaemon: run as a user's session daemon would (not root, a
+// config home), with no config file: the varstore goes to the user's
+// ~/.config/libvirt/qemu/nvram, the template comes from the user's own
+// qemu.conf, and the file is not chowned.
+func TestSessionDaemon(t *testing.T) {
+	home := t.TempDir()
+	nvram := filepath.Join(home, "libvirt", "qemu", "nvram")
+	os.MkdirAll(nvram, 0o755)
+	vars := filepath.Join(home, "MY_VARS.fd")
+	os.WriteFile(vars, []byte("session vars"), 0o644)
+	os.WriteFile(filepath.Join(home, "libvirt", "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"/srv/fw/MY_CODE.fd:%s\" ]\n", vars)), 0o644)
+	in := fmt.Sprintf("<domain><name>s</name><os><loader readonly='yes' type='pflash'>/srv/fw/MY_CODE.fd</loader><nvram>%s/s_VARS.fd</nvram></os></domain>", nvram)
+	var out, errb bytes.Buffer
+	code := Run(Env{Args: []string{"qemu", "s", "prepare", "begin", "-"}, Stdin: strings.NewReader(in), Stdout: &out, Stderr: &errb,
+		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got, err := os.ReadFile(filepath.Join(nvram, "s_VARS.fd")); err != nil || string(got) != "session vars" {
+		t.Errorf("varstore: %q, %v", got, err)
+	}
+	// The filter adds <nvram> under the session's directory.
+	rin := "<domain><name>t</name><os><loader readonly='yes' type='pflash'>/srv/fw/MY_CODE.fd</loader></os></domain>"
+	out.Reset()
+	code = Run(Env{Args: []string{"qemu", "t", "restore", "begin", "-"}, Stdin: strings.NewReader(rin), Stdout: &out, Stderr: &errb,
+		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
+	if code != 0 || !strings.Contains(out.String(), "<nvram template='"+vars+"'>"+nvram+"/t_VARS.fd</nvram>") {
+		t.Errorf("exit %d, stdout %s, stderr %s", code, out.String(), errb.String())
+	}
+}

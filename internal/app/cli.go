@@ -69,7 +69,7 @@ func usageError(e Env, msg string) int {
 // runCheck validates the config as a whole and prints the effective
 // settings and the template table in lookup order.
 func runCheck(e Env) int {
-	cfg, err := config.Load(e.ConfigPath, e.ConfigRequired)
+	cfg, err := config.LoadOver(config.Base(e.ConfigPath, e.ConfigHome), e.ConfigRequired)
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		fmt.Fprintf(e.Stdout, "config %s: %d problem(s)\n", cerr.Path, len(cerr.Problems))
@@ -150,7 +150,7 @@ func runExplain(e Env, file string) int {
 		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
 		return ExitFailure
 	}
-	p := &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired}
+	p := e.planner()
 	out := e.Stdout
 	fmt.Fprintf(out, "domain:  %s\n", d.Name)
 	if l := d.Loader; l != nil {

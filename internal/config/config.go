@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gopkg.in/ini.v1"
@@ -63,7 +64,7 @@ type Config struct {
 	LogLevel  string
 }
 
-// Default returns the built-in configuration.
+// Default returns the built-in configuration of a system (root) daemon.
 func Default(path string) *Config {
 	return &Config{
 		Path:           path,
@@ -75,6 +76,33 @@ func Default(path string) *Config {
 		QemuConf:       DefaultQemuConf,
 		LogLevel:       "info",
 	}
+}
+
+// SessionDefault returns the built-in configuration of a user's session
+// daemon (qemu:///session), which keeps everything under the user's config
+// directory: varstores in ~/.config/libvirt/qemu/nvram, the user's own
+// qemu.conf, and the user's firmware descriptors before the system's.
+func SessionDefault(path, configHome string) *Config {
+	c := Default(path)
+	c.NVRAMDir = filepath.Join(configHome, "libvirt", "qemu", "nvram")
+	c.AllowedDirs = []string{c.NVRAMDir}
+	c.QemuConf = filepath.Join(configHome, "libvirt", "qemu.conf")
+	c.DescriptorDirs = append([]string{filepath.Join(configHome, "qemu", "firmware")}, DefaultDescriptorDirs...)
+	return c
+}
+
+// SessionPath is the session daemon's config file.
+func SessionPath(configHome string) string {
+	return filepath.Join(configHome, "libvirt", "nvram-hook.conf")
+}
+
+// Base returns the defaults for the daemon the hook runs under: the
+// system's, or with a configHome the session's.
+func Base(path, configHome string) *Config {
+	if configHome != "" {
+		return SessionDefault(path, configHome)
+	}
+	return Default(path)
 }
 
 // Problem is one thing wrong in the file.
@@ -104,17 +132,23 @@ func (e *Error) Error() string {
 		e.Path, e.Problems[0], len(e.Problems)-1)
 }
 
-// Load reads path. A missing file gives the defaults unless required is set
-// (the path was named explicitly, so its absence is a mistake).
+// Load reads path over the system defaults. A missing file gives the
+// defaults unless required is set (the path was named explicitly, so its
+// absence is a mistake).
 func Load(path string, required bool) (*Config, error) {
-	data, err := os.ReadFile(path)
+	return LoadOver(Default(path), required)
+}
+
+// LoadOver reads base.Path over base (Default or SessionDefault).
+func LoadOver(base *Config, required bool) (*Config, error) {
+	data, err := os.ReadFile(base.Path)
 	if errors.Is(err, os.ErrNotExist) && !required {
-		return Default(path), nil
+		return base, nil
 	}
 	if err != nil {
-		return nil, &Error{Path: path, Problems: []Problem{{Msg: err.Error()}}}
+		return nil, &Error{Path: base.Path, Problems: []Problem{{Msg: err.Error()}}}
 	}
-	return Parse(path, data)
+	return ParseOver(base, data)
 }
 
 // keys lists every known key per section; true marks a repeatable key.
@@ -124,9 +158,18 @@ var keys = map[string]map[string]bool{
 	"log":       {"target": false, "level": false},
 }
 
-// Parse validates data as a whole and returns every problem at once.
+// Parse validates data over the system defaults, as a whole, and returns
+// every problem at once.
 func Parse(path string, data []byte) (*Config, error) {
-	c := Default(path)
+	return ParseOver(Default(path), data)
+}
+
+// ParseOver is Parse over other defaults.
+func ParseOver(base *Config, data []byte) (*Config, error) {
+	c := *base
+	c.AllowedDirs = slices.Clone(base.AllowedDirs)
+	c.DescriptorDirs = slices.Clone(base.DescriptorDirs)
+	path := c.Path
 	c.Present = true
 	lines, probs, bad := scan(data)
 	f, err := ini.LoadSources(ini.LoadOptions{
@@ -218,7 +261,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if len(v.probs) > 0 {
 		return nil, &Error{Path: path, Problems: v.probs}
 	}
-	return c, nil
+	return &c, nil
 }
 
 // scan walks the raw text for what ini.v1 does not keep: line numbers,

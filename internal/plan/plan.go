@@ -48,12 +48,14 @@ func (a Action) String() string {
 
 // Decision is the outcome for one domain.
 type Decision struct {
-	Action   Action
-	Reason   string
-	Path     string // the varstore, as in the XML or generated
-	Dir      string // Path's directory with symlinks resolved (Create)
-	Format   string // expected varstore format: raw or qcow2
-	Template firmware.Hit
+	Action Action
+	Reason string
+	Path   string // the varstore, as in the XML or generated
+	Dir    string // Path's directory with symlinks resolved (Create)
+	Format string // expected varstore format: raw or qcow2
+	// TemplateFormat is the template's declared format (templateFormat=).
+	TemplateFormat string
+	Template       firmware.Hit
 
 	// Filter-only changes to the XML.
 	AddNVRAM    bool
@@ -68,6 +70,9 @@ var ErrName = errors.New("domain name cannot be used in a file name")
 type Planner struct {
 	ConfigPath     string
 	ConfigRequired bool
+	// ConfigHome, when set, selects a session daemon's defaults (the
+	// user's ~/.config) instead of the system's.
+	ConfigHome string
 
 	cfg     *config.Config
 	cfgErr  error
@@ -77,7 +82,7 @@ type Planner struct {
 // Config loads the hook's config on first use.
 func (p *Planner) Config() (*config.Config, error) {
 	if p.cfg == nil && p.cfgErr == nil {
-		p.cfg, p.cfgErr = config.Load(p.ConfigPath, p.ConfigRequired)
+		p.cfg, p.cfgErr = config.LoadOver(config.Base(p.ConfigPath, p.ConfigHome), p.ConfigRequired)
 	}
 	return p.cfg, p.cfgErr
 }
@@ -132,6 +137,9 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		return dec, nil
 	}
 	dec.Format = firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
+	if d.NVRAM != nil {
+		dec.TemplateFormat = d.NVRAM.TemplateFormat
+	}
 	nv := d.NVRAM
 	switch {
 	case nv == nil && mode == Prepare:

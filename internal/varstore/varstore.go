@@ -43,6 +43,12 @@ const TempMarker = ".nvram-hook-"
 type Options struct {
 	UID, GID int    // owner of the new file; -1 leaves the creator's
 	Format   string // "raw", "qcow2" or "" (unchecked): the varstore's format
+	// TemplateFormat is what the template is declared to be (libvirt's
+	// templateFormat=); "" trusts its content.
+	TemplateFormat string
+	// QemuImg is the qemu-img binary used to convert a template whose
+	// format differs from Format; "" refuses such a template.
+	QemuImg string
 	MaxSize  int64  // 0 = MaxTemplateSize
 }
 
@@ -105,7 +111,7 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 		return res, err
 	}
 
-	src, size, err := openTemplate(template, opt)
+	src, size, srcFormat, err := openTemplate(template, opt)
 	if err != nil {
 		return res, err
 	}
@@ -116,7 +122,7 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	tfd, err := unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	tfd, err := unix.Openat(dfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return res, &os.PathError{Op: "create", Path: filepath.Join(dir, tmp), Err: err}
 	}
@@ -142,7 +148,15 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 	if err := dst.Chmod(0o600); err != nil {
 		return res, err
 	}
-	method, err := copyContent(dst, src, size)
+	var method string
+	if opt.Format != "" && srcFormat != opt.Format {
+		method, err = "qemu-img convert", convert(opt.QemuImg, template, srcFormat, opt.Format, dst)
+		if err == nil {
+			size, err = convertedSize(dst, opt.Format)
+		}
+	} else {
+		method, err = copyContent(dst, src, size)
+	}
 	if err != nil {
 		return res, fmt.Errorf("writing %s: %w", target, err)
 	}
@@ -206,23 +220,25 @@ func fileMode(m uint32) os.FileMode {
 }
 
 // openTemplate opens the template without blocking (a FIFO would hang a
-// plain open) and checks that it is a regular, non-empty file of sane size
-// in the expected format.
-func openTemplate(path string, opt Options) (*os.File, int64, error) {
+// plain open) and checks that it is a regular, non-empty file of sane size.
+// It returns the template's format, from its content, checked against the
+// declared one.
+func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+		return nil, 0, "", fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+		return nil, 0, "", fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
 	}
 	max := opt.MaxSize
 	if max == 0 {
 		max = MaxTemplateSize
 	}
+	format := ""
 	switch {
 	case !fi.Mode().IsRegular():
 		err = fmt.Errorf("%w %s: %s, not a regular file", ErrBadTemplate, path, kind(fi.Mode()))
@@ -230,35 +246,36 @@ func openTemplate(path string, opt Options) (*os.File, int64, error) {
 		err = fmt.Errorf("%w %s: empty file", ErrBadTemplate, path)
 	case fi.Size() > max:
 		err = fmt.Errorf("%w %s: %d bytes, more than the %d MiB a varstore template can be", ErrBadTemplate, path, fi.Size(), max>>20)
+	default:
+		format, err = detectFormat(f, path)
 	}
-	if err == nil && opt.Format != "" {
-		err = checkFormat(f, path, opt.Format)
+	switch {
+	case err != nil:
+	case opt.TemplateFormat != "" && opt.TemplateFormat != format:
+		err = fmt.Errorf("%w: template %s is %s, declared templateFormat='%s'", ErrFormat, path, format, opt.TemplateFormat)
+	case opt.Format != "" && format != opt.Format && opt.QemuImg == "":
+		err = fmt.Errorf("%w: template %s is %s, the varstore is declared %s, and converting needs qemu-img (Debian, Ubuntu: qemu-utils; Fedora: qemu-img)", ErrFormat, path, format, opt.Format)
 	}
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, "", err
 	}
-	return f, fi.Size(), nil
+	return f, fi.Size(), format, nil
 }
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 
-// checkFormat refuses to copy a qcow2 template into a raw varstore or the
-// reverse: QEMU would read garbage variables. Converting is not a copy.
-func checkFormat(f *os.File, path, want string) error {
+// detectFormat tells qcow2 from raw by the qcow2 magic, as QEMU does.
+func detectFormat(f *os.File, path string) (string, error) {
 	head := make([]byte, 4)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
-		return fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+		return "", fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
 	}
-	got := "raw"
 	if n == 4 && bytes.Equal(head, qcow2Magic) {
-		got = "qcow2"
+		return "qcow2", nil
 	}
-	if got != want {
-		return fmt.Errorf("%w: template %s is %s, the varstore is declared %s", ErrFormat, path, got, want)
-	}
-	return nil
+	return "raw", nil
 }
 
 // tempName is hidden, unique per call and recognisable as ours.
