@@ -49,7 +49,7 @@ type Options struct {
 	// QemuImg is the qemu-img binary used to convert a template whose
 	// format differs from Format; "" refuses such a template.
 	QemuImg string
-	MaxSize  int64  // 0 = MaxTemplateSize
+	MaxSize int64 // 0 = MaxTemplateSize
 }
 
 // Result says what Create did.
