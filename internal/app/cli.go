@@ -101,6 +101,12 @@ func runCheck(e Env) int {
 	fmt.Fprintf(w, "log:\t%s (%s)\n", firstNonEmpty(cfg.LogTarget, "syslog if /dev/log exists, else stderr"), cfg.LogLevel)
 	w.Flush()
 
+	if cfg.Descriptors {
+		fmt.Fprintf(e.Stdout, "\nfirmware descriptors (%s):\n", strings.Join(cfg.DescriptorDirs, ", "))
+		for _, st := range firmware.DescriptorStates(cfg.DescriptorDirs) {
+			fmt.Fprintf(e.Stdout, "  %s: %s\n", st.Path, st.Status)
+		}
+	}
 	cat := firmware.Load(plan.Sources(cfg))
 	fmt.Fprintf(e.Stdout, "\nlooked in: %s\n", strings.Join(cat.Consulted, ", "))
 	fmt.Fprintf(e.Stdout, "templates in lookup order (the first entry for a loader wins; a domain's own template= beats all):\n")
@@ -175,6 +181,27 @@ func runExplain(e Env, file string) int {
 			continue
 		}
 		fmt.Fprintf(out, "%s: %s\n", m.name, describe(dec))
+	}
+	if d.Loader != nil && d.Loader.Path != "" {
+		if cat, err := p.Catalog(); err == nil {
+			fmt.Fprintf(out, "entries naming loader %s, in lookup order (* = used when the XML has no template=):\n", d.Loader.Path)
+			picked := false
+			for _, c := range cat.Candidates(plan.Query(d)) {
+				mark, note := " ", ""
+				if c.Why != "" {
+					note = "  (does not fit: " + c.Why + ")"
+				} else if !picked {
+					mark, picked = "*", true
+				}
+				if c.Resolved {
+					note += "  (same file after resolving symlinks)"
+				}
+				fmt.Fprintf(out, "%s %s -> %s  [%s %s]%s\n", mark, c.Code, c.Vars, c.Source, c.Origin, note)
+			}
+			if !picked {
+				fmt.Fprintf(out, "  (none fits; looked in: %s)\n", strings.Join(cat.Consulted, ", "))
+			}
+		}
 	}
 	return code
 }

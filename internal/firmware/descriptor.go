@@ -196,3 +196,63 @@ func (d *Descriptor) targetList() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// DescriptorState is one descriptor file as `check` shows it.
+type DescriptorState struct {
+	Path   string
+	Status string // "used", or why not
+	D      *Descriptor
+}
+
+// DescriptorStates lists every descriptor file of dirs (highest priority
+// first), sorted by name, saying which are used and why the others are not:
+// overridden by a file of the same name in a higher directory, masked by
+// an empty one, unreadable, or not split flash.
+func DescriptorStates(dirs []string) []DescriptorState {
+	var out []DescriptorState
+	winner := map[string]string{}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			st := DescriptorState{Path: p}
+			fi, err := os.Stat(p)
+			switch {
+			case winner[e.Name()] != "":
+				st.Status = "overridden by " + winner[e.Name()]
+			case err == nil && fi.Size() == 0:
+				winner[e.Name()] = p
+				st.Status = "empty: masks this name in lower directories"
+			default:
+				winner[e.Name()] = p
+				d, err := ReadDescriptor(p)
+				switch {
+				case err != nil:
+					st.Status = "unreadable: " + err.Error()
+				case !d.SplitFlash():
+					st.Status = fmt.Sprintf("not split flash (device %s, mode %s): no varstore", d.Device, firstNonEmpty(d.Mode, "split"))
+					st.D = d
+				default:
+					st.Status = "used"
+					st.D = d
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return filepath.Base(out[i].Path) < filepath.Base(out[j].Path) })
+	return out
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -103,9 +103,9 @@ func (c *Catalog) Find(q Query) (Hit, error) {
 	if q.Template != "" {
 		return Hit{Template: q.Template, Source: FromDomain, Origin: "template="}, nil
 	}
-	p, resolved, rejected := c.match(q, true)
-	if p != nil {
-		return Hit{Template: p.Vars, Source: p.Source, Origin: p.Origin, Resolved: resolved}, nil
+	cand, rejected := c.match(q)
+	if cand != nil {
+		return Hit{Template: cand.Vars, Source: cand.Source, Origin: cand.Origin, Resolved: cand.Resolved}, nil
 	}
 	return Hit{}, &NotFoundError{Loader: q.Loader, Consulted: append([]string{string(FromDomain)}, c.Consulted...), Rejected: rejected}
 }
@@ -122,18 +122,27 @@ func (c *Catalog) Layout(q Query) (Pair, bool) {
 				sub.Pairs = append(sub.Pairs, p)
 			}
 		}
-		if p, _, _ := sub.match(q, true); p != nil {
-			return *p, true
+		if cand, _ := sub.match(q); cand != nil {
+			return cand.Pair, true
 		}
 	}
 	return Pair{}, false
 }
 
-// match walks the sources in order; see Find.
-func (c *Catalog) match(q Query, checkDomain bool) (*Pair, bool, []string) {
-	resolvedLoader := ""
-	resolvedDone := false
-	var rejected []string
+// Candidate is a catalog entry that names the loader, in lookup order,
+// with the reason it does not fit the domain ("" when it does).
+type Candidate struct {
+	Pair
+	Resolved bool
+	Why      string
+}
+
+// Candidates lists, in lookup order, every entry naming q's loader: per
+// source, literal path matches first, then matches after resolving
+// symlinks. The first without a Why is the one Find picks.
+func (c *Catalog) Candidates(q Query) []Candidate {
+	var out []Candidate
+	resolvedLoader := resolve(q.Loader)
 	for start := 0; start < len(c.Pairs); {
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
@@ -141,34 +150,36 @@ func (c *Catalog) match(q Query, checkDomain bool) (*Pair, bool, []string) {
 		}
 		group := c.Pairs[start:end]
 		start = end
-		for pass := 0; pass < 2; pass++ {
-			for i := range group {
-				p := &group[i]
-				if pass == 0 && p.Code != q.Loader {
+		for _, literal := range []bool{true, false} {
+			for _, p := range group {
+				if literal != (p.Code == q.Loader) {
 					continue
 				}
-				if pass == 1 {
-					if p.Code == q.Loader {
-						continue // already seen
-					}
-					if !resolvedDone {
-						resolvedLoader, resolvedDone = resolve(q.Loader), true
-					}
-					if resolvedLoader == "" || resolve(p.Code) != resolvedLoader {
-						continue
-					}
+				if !literal && (resolvedLoader == "" || resolve(p.Code) != resolvedLoader) {
+					continue
 				}
-				if checkDomain && p.Descriptor != nil {
-					if why := p.Descriptor.Mismatch(q); why != "" {
-						rejected = append(rejected, filepath.Base(p.Origin)+": "+why)
-						continue
-					}
+				cand := Candidate{Pair: p, Resolved: !literal}
+				if p.Descriptor != nil {
+					cand.Why = p.Descriptor.Mismatch(q)
 				}
-				return p, pass == 1, rejected
+				out = append(out, cand)
 			}
 		}
 	}
-	return nil, false, rejected
+	return out
+}
+
+// match returns the first fitting candidate and the reasons of those
+// rejected before it.
+func (c *Catalog) match(q Query) (*Candidate, []string) {
+	var rejected []string
+	for _, cand := range c.Candidates(q) {
+		if cand.Why == "" {
+			return &cand, rejected
+		}
+		rejected = append(rejected, filepath.Base(cand.Origin)+": "+cand.Why)
+	}
+	return nil, rejected
 }
 
 // resolve returns the symlink-free absolute path of p, or "" when it does
