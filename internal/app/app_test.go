@@ -360,7 +360,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"bogus"}, "", 2, "", "unknown command \"bogus\""},
 		{[]string{"a", "b", "c"}, "", 2, "", "Usage:"},
 		{[]string{"check"}, "", 0, "* /srv/fw/CUSTOM_CODE.fd", ""},
-		{[]string{"check", "x"}, "", 2, "", "check takes no arguments"},
+		{[]string{"check", "x"}, "", 2, "", "check takes [--audit [DOMAIN_XML_DIR]]"},
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "prepare: create " + h.nvram + "/uefi-custom_VARS.fd from " + h.fw + "/CUSTOM_VARS.fd (hook config", ""},
 		{[]string{"explain", "-f", filepath.Join(testdata, "golden/restore-no-nvram.in.xml")}, "", 0, "XML: add <nvram template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/uefi-custom_VARS.fd</nvram>", ""},
 		{[]string{"explain", "-x"}, "", 2, "", "explain takes [-f FILE]"},
@@ -415,5 +415,46 @@ func TestSessionDaemon(t *testing.T) {
 		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
 	if code != 0 || !strings.Contains(out.String(), "<nvram template='"+vars+"'>"+nvram+"/t_VARS.fd</nvram>") {
 		t.Errorf("exit %d, stdout %s, stderr %s", code, out.String(), errb.String())
+	}
+}
+
+func TestAudit(t *testing.T) {
+	h := newHost(t, "")
+	defs := filepath.Join(h.root, "qemu")
+	os.Mkdir(defs, 0o755)
+	os.WriteFile(filepath.Join(h.fw, "DESC_VARS.fd"), make([]byte, 4096), 0o644) // the descriptor's layout: 4096 bytes
+	dom := func(name, loader, extra string) string {
+		return fmt.Sprintf("<!-- WARNING: THIS IS AN AUTO-GENERATED FILE -->\n<domain><name>%s</name><os><loader readonly='yes' type='pflash'>%s</loader><nvram%s>%s/%s_VARS.fd</nvram></os></domain>\n", name, loader, extra, h.nvram, name)
+	}
+	write := func(name, content string) { os.WriteFile(filepath.Join(defs, name+".xml"), []byte(content), 0o600) }
+	write("ok", dom("ok", customLoader, ""))
+	os.WriteFile(filepath.Join(h.nvram, "ok_VARS.fd"), h.vars, 0o600)
+	write("missing", dom("missing", customLoader, ""))
+	write("orphan", dom("orphan", "/srv/fw/NOBODY.fd", ""))
+	write("nosource", dom("nosource", "/srv/fw/NOBODY.fd", ""))
+	os.WriteFile(filepath.Join(h.nvram, "nosource_VARS.fd"), h.vars, 0o600)
+	write("mixup", dom("mixup", h.fw+"/DESC_CODE.fd", ""))
+	os.WriteFile(filepath.Join(h.nvram, "mixup_VARS.fd"), make([]byte, 8192), 0o600)
+	write("bios", "<domain><name>bios</name><os><type>hvm</type></os></domain>")
+	before := snapshot(t, h.nvram)
+
+	r := h.run(t, nil, "check", "--audit", defs)
+	if r.code != 1 {
+		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"ok       ok: " + h.nvram + "/ok_VARS.fd exists",
+		"ok       missing: " + h.nvram + "/missing_VARS.fd is missing; the next start creates it from " + h.fw + "/CUSTOM_VARS.fd (hook config)",
+		"PROBLEM  orphan: " + h.nvram + "/orphan_VARS.fd is missing and the next start will fail: no varstore template for loader /srv/fw/NOBODY.fd",
+		"PROBLEM  nosource: " + h.nvram + "/nosource_VARS.fd exists (65536 bytes), but no template is known",
+		"PROBLEM  mixup: " + h.nvram + "/mixup_VARS.fd is 8192 bytes, but loader " + h.fw + "/DESC_CODE.fd takes 4096-byte varstores",
+		"6 domains, 5 with a file varstore, 3 problem(s)",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if after := snapshot(t, h.nvram); after != before {
+		t.Error("audit changed the nvram directory")
 	}
 }

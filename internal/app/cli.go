@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -19,8 +20,10 @@ const usage = `Usage:
         what libvirtd runs (as /etc/libvirt/hooks/qemu or a file in qemu.d/):
         prepare creates a missing UEFI varstore; migrate and restore also
         add <nvram> to the XML when it has none
-  libvirt-nvram-hook check
-        validate the config and list every loader -> template mapping
+  libvirt-nvram-hook check [--audit [DIR]]
+        validate the config and list every loader -> template mapping;
+        --audit: report missing, mis-sized and unresettable varstores of
+        the domains defined in DIR (/etc/libvirt/qemu), touching nothing
   libvirt-nvram-hook explain [-f FILE]
         say what the hook would do for a domain XML (stdin by default),
         touching nothing
@@ -43,10 +46,20 @@ func runCLI(e Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "%s %s\n", Prog, Version)
 		return ExitOK
 	case "check":
-		if len(args) != 1 {
-			return usageError(e, "check takes no arguments")
+		switch {
+		case len(args) == 1:
+			return runCheck(e)
+		case args[1] == "--audit" && len(args) <= 3:
+			dir := DefaultDomainDir
+			if e.ConfigHome != "" {
+				dir = filepath.Join(e.ConfigHome, "libvirt", "qemu")
+			}
+			if len(args) == 3 {
+				dir = args[2]
+			}
+			return runAudit(e, dir)
 		}
-		return runCheck(e)
+		return usageError(e, "check takes [--audit [DOMAIN_XML_DIR]]")
 	case "explain":
 		file := ""
 		switch {
