@@ -104,10 +104,17 @@ func runHook(e Env, call hookcall.Call) int {
 	if err != nil {
 		return h.fail(err)
 	}
-	if dec.Action != plan.Create && dec.Action != plan.Outside && !dec.AddNVRAM && !dec.AddTemplate {
+	if dec.Action != plan.Create && dec.Action != plan.Outside && !dec.AddNVRAM && !dec.AddTemplate && dec.NewLoader == "" {
 		return ExitOK // the common case: nothing missing, nothing logged
 	}
 	log := h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path, "nvram": dec.Path})
+	if dec.NewLoader != "" {
+		if err := d.SetLoader(dec.NewLoader); err != nil {
+			return h.fail(err)
+		}
+		log.WithFields(logrus.Fields{"action": "translate-loader", "old_loader": dec.OldLoader, "loader": dec.NewLoader}).
+			Warn("loader does not exist on this host; replaced by the local firmware that fits the domain")
+	}
 	switch dec.Action {
 	case plan.Outside:
 		log.WithField("action", "skip").Warn(dec.Reason)

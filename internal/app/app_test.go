@@ -458,3 +458,36 @@ func TestAudit(t *testing.T) {
 		t.Error("audit changed the nvram directory")
 	}
 }
+
+// TestTranslateLoader: an incoming domain whose loader path does not exist
+// here gets the local firmware that fits it, only when the config allows.
+func TestTranslateLoader(t *testing.T) {
+	in := func(h *host) []byte {
+		return []byte(fmt.Sprintf("<domain><name>mig</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>/usr/share/elsewhere/DESC_CODE.fd</loader><nvram>%s/mig_VARS.fd</nvram></os></domain>", h.nvram))
+	}
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("translate_loader=%v", on), func(t *testing.T) {
+			h := newHost(t, "")
+			os.WriteFile(filepath.Join(h.fw, "DESC_CODE.fd"), []byte("code"), 0o644)
+			if on {
+				os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\ntranslate_loader = true\n"), 1), 0o644)
+			}
+			r := h.run(t, in(h), "mig", "migrate", "begin", "-")
+			if !on {
+				if r.code != 1 || !strings.Contains(r.stderr, "no varstore template for loader /usr/share/elsewhere/DESC_CODE.fd") {
+					t.Errorf("got %+v", r)
+				}
+				return
+			}
+			if r.code != 0 || !strings.Contains(r.stdout, "<loader readonly='yes' type='pflash'>"+h.fw+"/DESC_CODE.fd</loader>") {
+				t.Fatalf("got %+v", r)
+			}
+			if data, err := os.ReadFile(filepath.Join(h.nvram, "mig_VARS.fd")); err != nil || !bytes.Equal(data, h.vars) {
+				t.Errorf("varstore: %v", err)
+			}
+			if log := h.logText(t); !strings.Contains(log, "old_loader=/usr/share/elsewhere/DESC_CODE.fd") {
+				t.Errorf("log: %s", log)
+			}
+		})
+	}
+}

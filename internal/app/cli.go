@@ -229,6 +229,9 @@ func describe(dec *plan.Decision) string {
 	default:
 		fmt.Fprintf(&b, "nothing: %s", dec.Reason)
 	}
+	if dec.NewLoader != "" {
+		fmt.Fprintf(&b, "; XML: replace loader %s (absent here) by %s", dec.OldLoader, dec.NewLoader)
+	}
 	if dec.AddNVRAM {
 		fmt.Fprintf(&b, "; XML: add <nvram template='%s'>%s</nvram>", dec.Template.Template, dec.Path)
 	}

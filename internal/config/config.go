@@ -54,11 +54,14 @@ type Config struct {
 	Group       string
 	AddTemplate bool
 
-	Pairs          []Pair
-	Builtin        bool // the built-in table of distributions' layouts
-	Descriptors    bool
-	DescriptorDirs []string
-	QemuConf       string // "" = not read
+	Pairs   []Pair
+	Builtin bool // the built-in table of distributions' layouts
+	// TranslateLoader lets the migrate/restore filters replace a loader
+	// path that does not exist on this host by a local equivalent.
+	TranslateLoader bool
+	Descriptors     bool
+	DescriptorDirs  []string
+	QemuConf        string // "" = not read
 
 	LogTarget string // "" = syslog when /dev/log exists, else stderr
 	LogLevel  string
@@ -154,7 +157,7 @@ func LoadOver(base *Config, required bool) (*Config, error) {
 // keys lists every known key per section; true marks a repeatable key.
 var keys = map[string]map[string]bool{
 	"nvram":     {"dir": false, "allowed_dirs": true, "user": false, "group": false, "add_template": false},
-	"templates": {"nvram": true, "builtin": false, "descriptors": false, "descriptor_dirs": false, "qemu_conf": false},
+	"templates": {"nvram": true, "builtin": false, "translate_loader": false, "descriptors": false, "descriptor_dirs": false, "qemu_conf": false},
 	"log":       {"target": false, "level": false},
 }
 
@@ -221,6 +224,7 @@ func ParseOver(base *Config, data []byte) (*Config, error) {
 		}
 		v.bool(s, "descriptors", &c.Descriptors)
 		v.bool(s, "builtin", &c.Builtin)
+		v.bool(s, "translate_loader", &c.TranslateLoader)
 		if s.HasKey("descriptor_dirs") {
 			c.DescriptorDirs = nil
 			for _, d := range strings.Split(s.Key("descriptor_dirs").String(), ":") {

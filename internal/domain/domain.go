@@ -291,6 +291,17 @@ func (d *Domain) SetTemplate(template string) error {
 	return nil
 }
 
+// SetLoader replaces the loader path.
+func (d *Domain) SetLoader(path string) error {
+	if d.loader == nil {
+		return errors.New("domain: SetLoader needs a <loader>")
+	}
+	d.loader.SetText(path)
+	d.Loader.Path = path
+	d.changed = true
+	return nil
+}
+
 // Changed reports whether AddNVRAM or SetTemplate modified the document.
 func (d *Domain) Changed() bool { return d.changed }
 

@@ -60,6 +60,9 @@ type Decision struct {
 	// Filter-only changes to the XML.
 	AddNVRAM    bool
 	AddTemplate bool
+	// NewLoader replaces a loader path that does not exist on this host
+	// (translate_loader); OldLoader is the path it replaces.
+	NewLoader, OldLoader string
 }
 
 // ErrName means the domain name cannot become a file name.
@@ -136,6 +139,12 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		dec.Reason = reason
 		return dec, nil
 	}
+	if mode == Filter {
+		var err error
+		if d, err = p.translateLoader(d, dec); err != nil {
+			return nil, err
+		}
+	}
 	dec.Format = firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
 	if d.NVRAM != nil {
 		dec.TemplateFormat = d.NVRAM.TemplateFormat
@@ -205,6 +214,76 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 	dec.Action = Create
 	dec.Reason = "the varstore is missing"
 	return dec, nil
+}
+
+// translateLoader handles an incoming domain whose loader path does not
+// exist here (migrated from a distribution with another firmware layout).
+// With translate_loader on, it picks a local firmware that fits the domain
+// as libvirt would match it (a descriptor or the built-in table: arch,
+// machine, secure boot, enrolled keys, SMM), preferring the same file name,
+// and whose varstore size equals the existing varstore's, if there is one:
+// QEMU's migration stream carries the variables, but only into a flash of
+// the same size. It returns the domain to plan with.
+func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Domain, error) {
+	if _, err := os.Stat(d.Loader.Path); !errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	cfg, err := p.Config()
+	if err != nil || !cfg.TranslateLoader {
+		return d, err
+	}
+	cat, err := p.Catalog()
+	if err != nil {
+		return d, err
+	}
+	var wantSize int64 = -1
+	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
+		if fi, err := os.Stat(d.NVRAM.Path); err == nil {
+			wantSize = fi.Size()
+		}
+	}
+	q := Query(d)
+	var best *firmware.Pair
+	for i := range cat.Pairs {
+		c := &cat.Pairs[i]
+		if c.Source != firmware.FromDescriptor && c.Source != firmware.FromTable {
+			continue
+		}
+		if c.Descriptor != nil && c.Descriptor.Mismatch(q) != "" {
+			continue
+		}
+		if c.Source == firmware.FromTable && !tableArchFits(c.Origin, d.Arch) {
+			continue
+		}
+		code, err1 := os.Stat(c.Code)
+		vars, err2 := os.Stat(c.Vars)
+		if err1 != nil || err2 != nil || (wantSize >= 0 && vars.Size() != wantSize) || !code.Mode().IsRegular() {
+			continue
+		}
+		if filepath.Base(c.Code) == filepath.Base(d.Loader.Path) {
+			best = c
+			break
+		}
+		if best == nil {
+			best = c
+		}
+	}
+	if best == nil {
+		return d, nil
+	}
+	dec.OldLoader, dec.NewLoader = d.Loader.Path, best.Code
+	d2 := *d
+	l := *d.Loader
+	l.Path = best.Code
+	d2.Loader = &l
+	return &d2, nil
+}
+
+// tableArchFits checks a built-in table entry's architecture (the second
+// word of its origin) against the domain's.
+func tableArchFits(origin, arch string) bool {
+	f := strings.Fields(origin)
+	return arch == "" || len(f) < 2 || f[1] == arch
 }
 
 // maybeAddTemplate records template= for an existing <nvram> when the
