@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,29 +15,15 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/testbin"
 )
 
 // createfile is a separate program calling Create, so the concurrency and
 // crash tests race and kill real processes, as libvirtd would run them.
 var createfile string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "varstore-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	createfile = filepath.Join(dir, "createfile")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", createfile, "./testdata/createfile")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building createfile: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "./testdata/createfile", "createfile", &createfile) }
 
 func child(dir, name, tmpl string) *exec.Cmd {
 	return exec.Command(createfile, dir, name, tmpl)
