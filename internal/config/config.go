@@ -154,6 +154,11 @@ func LoadOver(base *Config, required bool) (*Config, error) {
 	return ParseOver(base, data)
 }
 
+// Keys lists every key in the order the shipped sample documents them.
+var Keys = []string{"dir", "allowed_dirs", "user", "group", "add_template",
+	"nvram", "builtin", "translate_loader", "descriptors", "descriptor_dirs", "qemu_conf",
+	"target", "level"}
+
 // keys lists every known key per section; true marks a repeatable key.
 var keys = map[string]map[string]bool{
 	"nvram":     {"dir": false, "allowed_dirs": true, "user": false, "group": false, "add_template": false},

@@ -173,3 +173,26 @@ func TestWithin(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysListsEveryKey keeps the documented list and the parser in step.
+func TestKeysListsEveryKey(t *testing.T) {
+	n := 0
+	for _, ks := range keys {
+		n += len(ks)
+	}
+	seen := map[string]bool{}
+	for _, k := range Keys {
+		found := false
+		for _, ks := range keys {
+			_, ok := ks[k]
+			found = found || ok
+		}
+		if !found || seen[k] {
+			t.Errorf("Keys lists %q, unknown or twice", k)
+		}
+		seen[k] = true
+	}
+	if len(Keys) != n {
+		t.Errorf("Keys has %d entries, the parser knows %d keys", len(Keys), n)
+	}
+}
