@@ -159,11 +159,22 @@ var Keys = []string{"dir", "allowed_dirs", "user", "group", "add_template",
 	"nvram", "builtin", "translate_loader", "descriptors", "descriptor_dirs", "qemu_conf",
 	"target", "level"}
 
-// keys lists every known key per section; true marks a repeatable key.
-var keys = map[string]map[string]bool{
-	"nvram":     {"dir": false, "allowed_dirs": true, "user": false, "group": false, "add_template": false},
-	"templates": {"nvram": true, "builtin": false, "translate_loader": false, "descriptors": false, "descriptor_dirs": false, "qemu_conf": false},
-	"log":       {"target": false, "level": false},
+// sections lists the known sections.
+var sections = []string{"nvram", "templates", "log"}
+
+// lookupKey says whether key is known in section and whether it may be
+// repeated. A switch, not a map: a package-level map would be built at
+// start-up of every hook call, including the ones that never read a config.
+func lookupKey(section, key string) (repeatable, known bool) {
+	switch section + "." + key {
+	case "nvram.allowed_dirs", "templates.nvram":
+		return true, true
+	case "nvram.dir", "nvram.user", "nvram.group", "nvram.add_template",
+		"templates.builtin", "templates.translate_loader", "templates.descriptors",
+		"templates.descriptor_dirs", "templates.qemu_conf", "log.target", "log.level":
+		return false, true
+	}
+	return false, false
 }
 
 // Parse validates data over the system defaults, as a whole, and returns
@@ -297,7 +308,7 @@ func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
 				continue
 			}
 			section = strings.TrimSpace(l[1:end])
-			if _, ok := keys[section]; !ok {
+			if !slices.Contains(sections, section) {
 				probs = append(probs, Problem{n, fmt.Sprintf("unknown section [%s] (known: [nvram], [templates], [log])", section)})
 				section = "?"
 			}
@@ -317,7 +328,7 @@ func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
 			probs = append(probs, Problem{n, fmt.Sprintf("key %q is outside any section", k)})
 			continue
 		}
-		repeatable, known := keys[section][k]
+		repeatable, known := lookupKey(section, k)
 		if !known {
 			probs = append(probs, Problem{n, fmt.Sprintf("unknown key %q in [%s]", k, section)})
 			continue

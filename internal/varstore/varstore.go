@@ -11,7 +11,6 @@ package varstore
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -280,9 +279,11 @@ func detectFormat(f *os.File, path string) (string, error) {
 
 // tempName is hidden, unique per call and recognisable as ours.
 func tempName(name string) (string, error) {
+	// getrandom(2) directly: crypto/rand would link, and initialise on
+	// every hook call, the whole FIPS crypto module for 8 bytes.
 	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
+		return "", fmt.Errorf("getrandom: %w", err)
 	}
 	return "." + name + TempMarker + hex.EncodeToString(b[:]) + ".tmp", nil
 }
