@@ -40,6 +40,12 @@ const (
 	qemuUserName   = "libvirt-qemu"
 	ovmfCode       = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	ovmfVars       = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	ovmf2MCode     = "/usr/share/OVMF/OVMF_CODE.fd"    // Debian's 2 MiB OVMF: no firmware descriptor names it
+	ovmf2MVars     = "/usr/share/OVMF/OVMF_VARS.fd"    // its 131072-byte template
+	ovmf2MCodeMS   = "/usr/share/OVMF/OVMF_CODE.ms.fd" // a symlink to OVMF_CODE.secboot.fd; named by no descriptor nor libvirt's list
+	ovmf2MVarsMS   = "/usr/share/OVMF/OVMF_VARS.ms.fd"
+	aavmfCode      = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	aavmfVars      = "/usr/share/AAVMF/AAVMF_VARS.fd"
 )
 
 // host is one libvirt daemon. Paths are as seen from the test process (the
@@ -65,6 +71,8 @@ type environment struct {
 	customCode string // OVMF code copy at a path no descriptor names; mapped in the hook config
 	customVars string // its template
 	orphanCode string // another copy, mapped nowhere
+	aaCode     string // AAVMF code copy at a path no descriptor names; mapped in the hook config
+	aaVars     string // its template (a copy of AAVMF_VARS.fd)
 	altNvram   string // the hook config's [nvram] dir (not libvirt's default)
 	shared     string // a varstore dir both hosts see at the same path ("shared storage")
 	saveDir    string
@@ -182,14 +190,14 @@ func (e *environment) setup() error {
 	if _, err := os.Stat(built); err != nil {
 		return fmt.Errorf("hook binary %s not found: run `make build` (or `make e2e`) first", built)
 	}
-	for _, c := range []string{"libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "unshare", "mount"} {
+	for _, c := range []string{"libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "qemu-system-aarch64", "qemu-img", "unshare", "mount", "useradd", "userdel"} {
 		if _, err := exec.LookPath(c); err != nil {
-			return fmt.Errorf("%s not found: install libvirt-daemon-system libvirt-clients qemu-system-x86 (internal/e2e/run.sh does)", c)
+			return fmt.Errorf("%s not found: install libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-system-arm qemu-utils passwd (internal/e2e/run.sh does)", c)
 		}
 	}
-	for _, f := range []string{ovmfCode, ovmfVars} {
+	for _, f := range []string{ovmfCode, ovmfVars, ovmf2MCode, ovmf2MVars, ovmf2MCodeMS, ovmf2MVarsMS, aavmfCode, aavmfVars} {
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("%s missing: install the ovmf package", f)
+			return fmt.Errorf("%s missing: install the ovmf and qemu-efi-aarch64 packages", f)
 		}
 	}
 	u, err := user.Lookup(qemuUserName)
@@ -301,6 +309,14 @@ func (e *environment) prepareFiles(built string) error {
 			return err
 		}
 	}
+	// 64 MiB each, mostly zeros: copied sparse, to spare the disk.
+	e.aaCode = filepath.Join(e.work, "fw", "AA_CODE.fd")
+	e.aaVars = filepath.Join(e.work, "fw", "AA_VARS.fd")
+	for _, c := range [][2]string{{aavmfCode, e.aaCode}, {aavmfVars, e.aaVars}} {
+		if err := copySparse(c[0], c[1], 0o644); err != nil {
+			return err
+		}
+	}
 	e.altNvram = filepath.Join(e.work, "nvram-alt")
 	e.shared = filepath.Join(e.work, "nvram-shared")
 	e.saveDir = filepath.Join(e.work, "save")
@@ -326,11 +342,12 @@ allowed_dirs = %s:%s:%s
 
 [templates]
 nvram = %s:%s
+nvram = %s:%s
 
 [log]
 target = file:%s
 level = debug
-`, e.altNvram, systemNvramDir, e.altNvram, e.shared, e.customCode, e.customVars, h.hookLog)
+`, e.altNvram, systemNvramDir, e.altNvram, e.shared, e.customCode, e.customVars, e.aaCode, e.aaVars, h.hookLog)
 }
 
 func setupKVM() error {
@@ -817,6 +834,57 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(dst, mode)
+}
+
+// copySparse copies src to dst leaving holes where src has zero blocks.
+func copySparse(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 64<<10)
+	var off int64
+	for {
+		n, rerr := io.ReadFull(in, buf)
+		if n > 0 {
+			if !isZero(buf[:n]) {
+				if _, err := out.WriteAt(buf[:n], off); err != nil {
+					out.Close()
+					return err
+				}
+			}
+			off += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			out.Close()
+			return rerr
+		}
+	}
+	if err := out.Truncate(off); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func removeIfExists(p string) error {

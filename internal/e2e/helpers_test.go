@@ -10,9 +10,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,12 +34,23 @@ type guest struct {
 	// guest's files (<seclabel model='dac' relabel='no'>), as on shared
 	// storage; the files must be right as created.
 	staticOwner bool
+	// aarch64: an aarch64 'virt' guest (cortex-a57 under TCG) instead of
+	// x86_64 q35.
+	aarch64 bool
+	// secure: <loader secure='yes'> and SMM on (Secure Boot firmware).
+	secure bool
 }
 
 func (g guest) xml() string {
 	var fw string
+	features := "<acpi/>"
 	if g.loader != "" {
-		fw = fmt.Sprintf("\n    <loader readonly='yes' type='pflash'>%s</loader>", g.loader)
+		var secure string
+		if g.secure {
+			secure = " secure='yes'"
+			features += "<smm state='on'/>"
+		}
+		fw = fmt.Sprintf("\n    <loader readonly='yes'%s type='pflash'>%s</loader>", secure, g.loader)
 		if g.nvramXML != "" {
 			fw += "\n    " + g.nvramXML
 		} else if g.nvram != "" {
@@ -48,6 +61,21 @@ func (g guest) xml() string {
 	if g.staticOwner {
 		sec = fmt.Sprintf("\n  <seclabel type='static' model='dac' relabel='no'><label>+%d:+%d</label></seclabel>", env.qemuUID, env.qemuGID)
 	}
+	if g.aarch64 {
+		return fmt.Sprintf(`<domain type='qemu'>
+  <name>%s</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='aarch64' machine='virt'>hvm</type>%s
+  </os>
+  <cpu mode='custom' match='exact'><model>cortex-a57</model></cpu>
+  <devices>
+    <emulator>/usr/bin/qemu-system-aarch64</emulator>
+  </devices>%s
+</domain>
+`, xmlEscape(g.name), fw, sec)
+	}
 	return fmt.Sprintf(`<domain type='qemu'>
   <name>%s</name>
   <memory unit='MiB'>96</memory>
@@ -55,12 +83,18 @@ func (g guest) xml() string {
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>%s
   </os>
-  <features><acpi/></features>
+  <features>%s</features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
   </devices>%s
 </domain>
-`, g.name, fw, sec)
+`, xmlEscape(g.name), fw, features, sec)
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
 }
 
 // defineGuest defines g on h and registers its removal from both hosts,
@@ -307,7 +341,11 @@ func requireModeOwner(t *testing.T, p string, mode os.FileMode, uid int) {
 	}
 	sys := st.Sys().(*syscall.Stat_t)
 	if st.Mode().Perm() != mode || int(sys.Uid) != uid {
-		t.Fatalf("%s: mode %#o uid %d, want mode %#o uid %d (%s)", p, st.Mode().Perm(), sys.Uid, mode, uid, qemuUserName)
+		want := strconv.Itoa(uid)
+		if u, err := user.LookupId(want); err == nil {
+			want += " (" + u.Username + ")"
+		}
+		t.Fatalf("%s: mode %#o uid %d, want mode %#o uid %s", p, st.Mode().Perm(), sys.Uid, mode, want)
 	}
 	t.Logf("%s: mode %#o owner %d:%d", p, st.Mode().Perm(), sys.Uid, sys.Gid)
 }

@@ -36,6 +36,12 @@ func TestHook(t *testing.T) {
 		{"6_migrate_to_host_without_varstore", testMigrateToEmptyHost},
 		{"7_bios_guest_untouched", testBIOSGuest},
 		{"8_no_template_fails_clearly", testNoTemplate},
+		{"9_aarch64_sparse_varstore", testAarch64},
+		{"10_builtin_distro_table", testBuiltinTable},
+		{"11_template_size_guard", testSizeGuard},
+		{"12_qcow2_varstore", testQcow2Varstore},
+		{"13_session_daemon", testSession},
+		{"14_check_audit", testAudit},
 	}
 	for _, s := range scenarios {
 		t0 := time.Now()

@@ -19,7 +19,7 @@ skip() {
 [ "$(id -u)" -eq 0 ] || skip "needs root (it starts libvirtd and installs the hook under /etc/libvirt); run: sudo make e2e"
 
 pkgs=(libvirt-daemon-system libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-	qemu-system-x86 ovmf qemu-efi-aarch64 qemu-utils)
+	qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils passwd util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
