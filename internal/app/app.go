@@ -209,10 +209,11 @@ func (h *hookRun) logger() *logrus.Logger {
 	l, _, err := logging.New(target, level, h.env.Stderr, h.env.DevLog)
 	if err != nil {
 		l, _, _ = logging.New("stderr", "info", h.env.Stderr, h.env.DevLog)
-		target = "stderr"
 	}
-	// The process ends right after; the log's file or socket closes with it.
-	h.toErr = target == "stderr" || (target == "" && l.Out == h.env.Stderr)
+	// The process ends right after; the log's file or socket closes with
+	// it. When the log is stderr (chosen, or the fallback without syslog),
+	// an error is printed once, as the line libvirt shows.
+	h.toErr = l.Out == h.env.Stderr
 	h.log = l
 	return l
 }

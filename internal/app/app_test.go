@@ -491,3 +491,19 @@ func TestTranslateLoader(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorIsOneLineWithStderrLog: with the log on stderr (no /dev/log,
+// no config), a failure still prints exactly one line, also when an
+// unusable log file falls back to stderr.
+func TestErrorIsOneLineWithStderrLog(t *testing.T) {
+	for _, target := range []string{"stderr", "file:/nonexistent/dir/hook.log"} {
+		t.Run(target, func(t *testing.T) {
+			h := newHost(t, "")
+			os.WriteFile(h.conf, []byte("[nvram]\ndir = "+h.nvram+"\n[templates]\ndescriptors = false\nqemu_conf =\nbuiltin = false\n[log]\ntarget = "+target+"\n"), 0o644)
+			r := h.run(t, []byte("<domain><name>x</name><os><loader readonly='yes' type='pflash'>/srv/fw/NONE.fd</loader><nvram>"+h.nvram+"/x_VARS.fd</nvram></os></domain>"), "x", "prepare", "begin", "-")
+			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "libvirt-nvram-hook: ") {
+				t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+			}
+		})
+	}
+}
