@@ -496,7 +496,7 @@ func TestTranslateLoader(t *testing.T) {
 // no config), a failure still prints exactly one line, also when an
 // unusable log file falls back to stderr.
 func TestErrorIsOneLineWithStderrLog(t *testing.T) {
-	for _, target := range []string{"stderr", "file:/nonexistent/dir/hook.log"} {
+	for _, target := range []string{"stderr", "syslog", "file:/nonexistent/dir/hook.log"} {
 		t.Run(target, func(t *testing.T) {
 			h := newHost(t, "")
 			os.WriteFile(h.conf, []byte("[nvram]\ndir = "+h.nvram+"\n[templates]\ndescriptors = false\nqemu_conf =\nbuiltin = false\n[log]\ntarget = "+target+"\n"), 0o644)
