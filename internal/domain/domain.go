@@ -80,7 +80,9 @@ type Domain struct {
 	Loader           *Loader
 	NVRAM            *NVRAM
 
-	doc     *etree.Document
+	data    []byte          // the document as read
+	osSpan  span            // where <os> is in data
+	osDoc   *etree.Document // <os>, parsed; re-serialized only when changed
 	os      *etree.Element
 	loader  *etree.Element
 	nvram   *etree.Element
@@ -101,7 +103,9 @@ func Read(r io.Reader) (*Domain, error) {
 
 // Parse parses a domain XML. It rejects what libvirt never sends: a DOCTYPE
 // (and with it entity definitions), a root other than <domain>, duplicated
-// <os>, <loader> or <nvram>, bytes that are not UTF-8.
+// <os>, <loader> or <nvram>, bytes that are not UTF-8, anything not
+// well-formed. One fast scan checks the whole document and finds the
+// elements the hook reads; etree parses only those.
 func Parse(data []byte) (*Domain, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("%w: empty input", ErrInvalid)
@@ -109,29 +113,37 @@ func Parse(data []byte) (*Domain, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalid)
 	}
-	doc := etree.NewDocument()
-	doc.ReadSettings.PreserveCData = true
-	doc.WriteSettings.AttrSingleQuote = true
-	doc.WriteSettings.CanonicalText = true
-	if err := doc.ReadFromBytes(data); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "etree: "))
-	}
-	if err := checkTopLevel(doc); err != nil {
+	l, err := scan(data)
+	if err != nil {
 		return nil, err
 	}
-	root := doc.Root()
-	if root.Tag != "domain" || root.Space != "" {
+	if l.root != "domain" {
 		return nil, fmt.Errorf("%w: root element is not <domain>", ErrInvalid)
 	}
-	d := &Domain{doc: doc}
-	if n, err := only(root, "name"); err != nil {
-		return nil, err
-	} else if n != nil {
+	d := &Domain{data: data}
+	if l.name != nil {
+		_, n, err := fragment(data, *l.name)
+		if err != nil {
+			return nil, err
+		}
 		d.Name = n.Text()
 	}
-	os, err := only(root, "os")
-	if err != nil || os == nil {
-		return d, err
+	if l.features != nil {
+		_, feats, err := fragment(data, *l.features)
+		if err != nil {
+			return nil, err
+		}
+		if smm := feats.SelectElement("smm"); smm != nil && smm.SelectAttrValue("state", "") == "off" {
+			d.SMMOff = true
+		}
+	}
+	if l.os == nil {
+		return d, nil
+	}
+	d.osSpan = *l.os
+	var os *etree.Element
+	if d.osDoc, os, err = fragment(data, *l.os); err != nil {
+		return nil, err
 	}
 	d.os = os
 	d.FirmwareAuto = os.SelectAttrValue("firmware", "")
@@ -149,11 +161,6 @@ func Parse(data []byte) (*Domain, error) {
 				d.FirmwareFeatures = map[string]bool{}
 			}
 			d.FirmwareFeatures[f.SelectAttrValue("name", "")] = f.SelectAttrValue("enabled", "") == "yes"
-		}
-	}
-	if feats := root.SelectElement("features"); feats != nil {
-		if smm := feats.SelectElement("smm"); smm != nil && smm.SelectAttrValue("state", "") == "off" {
-			d.SMMOff = true
 		}
 	}
 	if d.loader, err = only(os, "loader"); err != nil {
@@ -178,27 +185,20 @@ func Parse(data []byte) (*Domain, error) {
 	return d, nil
 }
 
-// checkTopLevel enforces one root element and nothing but white space,
-// comments and processing instructions around it. etree's reader is
-// lenient here; libvirt never sends anything else.
-func checkTopLevel(doc *etree.Document) error {
-	roots := 0
-	for _, tok := range doc.Child {
-		switch t := tok.(type) {
-		case *etree.Element:
-			roots++
-		case *etree.CharData:
-			if strings.TrimSpace(t.Data) != "" {
-				return fmt.Errorf("%w: text outside the root element", ErrInvalid)
-			}
-		case *etree.Directive:
-			return fmt.Errorf("%w: DOCTYPE and other declarations are not accepted", ErrInvalid)
-		}
+// fragment parses one element of data (already checked by scan) with
+// etree, as a document of its own.
+func fragment(data []byte, s span) (*etree.Document, *etree.Element, error) {
+	doc := etree.NewDocument()
+	doc.ReadSettings.PreserveCData = true
+	doc.WriteSettings.AttrSingleQuote = true
+	doc.WriteSettings.CanonicalText = true
+	if err := doc.ReadFromBytes(data[s.start:s.end]); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "etree: "))
 	}
-	if roots != 1 {
-		return fmt.Errorf("%w: %d root elements", ErrInvalid, roots)
+	if doc.Root() == nil {
+		return nil, nil, fmt.Errorf("%w: empty element", ErrInvalid)
 	}
-	return nil
+	return doc, doc.Root(), nil
 }
 
 // only returns the single child of e named tag (without a namespace
@@ -305,8 +305,28 @@ func (d *Domain) SetLoader(path string) error {
 // Changed reports whether AddNVRAM or SetTemplate modified the document.
 func (d *Domain) Changed() bool { return d.changed }
 
-// WriteTo writes the document.
-func (d *Domain) WriteTo(w io.Writer) (int64, error) { return d.doc.WriteTo(w) }
+// WriteTo writes the document: the bytes as read, with <os> re-serialized
+// when AddNVRAM, SetTemplate or SetLoader changed it.
+func (d *Domain) WriteTo(w io.Writer) (int64, error) {
+	b, err := d.Bytes()
+	if err != nil {
+		return 0, err
+	}
+	n, err := w.Write(b)
+	return int64(n), err
+}
 
 // Bytes returns the document as XML.
-func (d *Domain) Bytes() ([]byte, error) { return d.doc.WriteToBytes() }
+func (d *Domain) Bytes() ([]byte, error) {
+	if !d.changed {
+		return d.data, nil
+	}
+	os, err := d.osDoc.WriteToBytes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(d.data)+len(os)-(d.osSpan.end-d.osSpan.start))
+	out = append(out, d.data[:d.osSpan.start]...)
+	out = append(out, os...)
+	return append(out, d.data[d.osSpan.end:]...), nil
+}

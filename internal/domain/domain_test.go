@@ -91,6 +91,19 @@ func TestParseRejects(t *testing.T) {
 		{"two nvram", wrapOS("<nvram>/a</nvram><nvram>/b</nvram>"), "more than one <nvram>"},
 		{"not utf-8", "<domain><name>\xff\xfe</name></domain>", "not UTF-8"},
 		{"binary garbage", "\x00\x01\x02garbage", "invalid domain XML"},
+		{"unquoted attribute", "<domain type=kvm/>", "not quoted"},
+		{"attribute without value", "<domain type/>", "has no value"},
+		{"repeated attribute", "<domain a='1' a='2'/>", "repeated"},
+		{"attributes run together", "<domain a='1'b='2'/>", "white space"},
+		{"< in attribute", "<domain a='<'/>", "'<' in attribute"},
+		{"unknown entity in attribute", "<domain a='&nbsp;'/>", "invalid character reference"},
+		{"unknown entity in text", "<domain><name>&nbsp;</name></domain>", "invalid character reference"},
+		{"bare ampersand", "<domain><name>a & b</name></domain>", "invalid character reference"},
+		{"unclosed comment", "<domain><!-- x </domain>", "comment not closed"},
+		{"CDATA outside root", "<![CDATA[x]]><domain/>", "CDATA outside"},
+		{"unclosed start tag", "<domain", "not closed"},
+		{"end tag without start", "</domain>", "unexpected </domain>"},
+		{"two os after a name", "<domain><name>a</name><os/><os/></domain>", "more than one <os>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +118,29 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseAccepts: what libvirt and people legitimately write.
+func TestParseAccepts(t *testing.T) {
+	for _, in := range []string{
+		"<?xml version='1.0' encoding='UTF-8'?>\n<!-- made by hand -->\n<domain/>\n",
+		"<domain a=\"x'y\" b='x\"y' c = 'spaced'><name>a &amp; b &#233;&#xE9;</name></domain>",
+		"<domain>\n<metadata><x:y xmlns:x='urn:x'><![CDATA[ <not a tag> & ]]></x:y></metadata><?pi data?></domain>",
+		"<domain><os><loader readonly='yes' type='pflash'>/fw/ä ö.fd</loader><nvram>/nv/é_VARS.fd</nvram></os></domain>",
+	} {
+		d, err := Parse([]byte(in))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", in, err)
+			continue
+		}
+		if out, _ := d.Bytes(); string(out) != in {
+			t.Errorf("unchanged document not returned byte for byte: %q", out)
+		}
+	}
+	d, _ := Parse([]byte("<domain><name>a &amp; b &#233;</name></domain>"))
+	if d.Name != "a & b é" {
+		t.Errorf("name %q: references not decoded", d.Name)
 	}
 }
 

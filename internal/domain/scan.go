@@ -1,0 +1,280 @@
+package domain
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// span is the byte range of one element, start tag to end tag inclusive.
+type span struct{ start, end int }
+
+// layout is what one scan of a document finds: the root element's name
+// and the spans of the root's children the hook reads.
+type layout struct {
+	root     string
+	name     *span
+	os       *span
+	features *span
+}
+
+// scan checks that data is well-formed XML in the subset libvirt writes
+// (elements, attributes, text with the predefined and numeric character
+// references, comments, CDATA, processing instructions; no DOCTYPE) and
+// records where <name>, <os> and <features> are. It runs at memory speed,
+// so that a filter over a 1 MiB domain does not pay a full tree build for
+// the few elements it reads: etree parses those fragments only.
+func scan(data []byte) (*layout, error) {
+	l := &layout{}
+	var stack [][]byte // open element names, slices of data: no copies
+	var childStart int // start of the current depth-1 element
+	roots := 0
+	i := 0
+	for i < len(data) {
+		lt := bytes.IndexByte(data[i:], '<')
+		if lt < 0 {
+			lt = len(data) - i
+		}
+		if err := checkText(data[i:i+lt], len(stack) == 0); err != nil {
+			return nil, fmt.Errorf("%w: %v at byte %d", ErrInvalid, err, i)
+		}
+		i += lt
+		if i >= len(data) {
+			break
+		}
+		rest := data[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			end := bytes.Index(rest[4:], []byte("-->"))
+			if end < 0 {
+				return nil, fmt.Errorf("%w: comment not closed at byte %d", ErrInvalid, i)
+			}
+			i += 4 + end + 3
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			if len(stack) == 0 {
+				return nil, fmt.Errorf("%w: CDATA outside the root element", ErrInvalid)
+			}
+			end := bytes.Index(rest[9:], []byte("]]>"))
+			if end < 0 {
+				return nil, fmt.Errorf("%w: CDATA not closed at byte %d", ErrInvalid, i)
+			}
+			i += 9 + end + 3
+		case bytes.HasPrefix(rest, []byte("<!")):
+			return nil, fmt.Errorf("%w: DOCTYPE and other declarations are not accepted", ErrInvalid)
+		case bytes.HasPrefix(rest, []byte("<?")):
+			end := bytes.Index(rest[2:], []byte("?>"))
+			if end < 0 {
+				return nil, fmt.Errorf("%w: processing instruction not closed at byte %d", ErrInvalid, i)
+			}
+			i += 2 + end + 2
+		case bytes.HasPrefix(rest, []byte("</")):
+			n := nameLen(rest[2:])
+			if n == 0 {
+				return nil, fmt.Errorf("%w: bad end tag at byte %d", ErrInvalid, i)
+			}
+			name := rest[2 : 2+n]
+			j := 2 + n + spaces(rest[2+n:])
+			if j >= len(rest) || rest[j] != '>' {
+				return nil, fmt.Errorf("%w: end tag </%s not closed at byte %d", ErrInvalid, name, i)
+			}
+			if len(stack) == 0 || !bytes.Equal(stack[len(stack)-1], name) {
+				return nil, fmt.Errorf("%w: unexpected </%s> at byte %d", ErrInvalid, name, i)
+			}
+			stack = stack[:len(stack)-1]
+			i += j + 1
+			if len(stack) == 1 {
+				if err := l.record(name, span{childStart, i}); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			name, n, empty, err := startTag(rest)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v at byte %d", ErrInvalid, err, i)
+			}
+			if len(stack) == 0 {
+				if roots++; roots > 1 {
+					return nil, fmt.Errorf("%w: 2 root elements", ErrInvalid)
+				}
+				l.root = string(name)
+			}
+			if len(stack) == 1 {
+				childStart = i
+			}
+			i += n
+			if !empty {
+				stack = append(stack, name)
+			} else if len(stack) == 1 {
+				if err := l.record(name, span{childStart, i}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if len(stack) > 0 {
+		return nil, fmt.Errorf("%w: <%s> not closed at the end of the input", ErrInvalid, stack[len(stack)-1])
+	}
+	if roots == 0 {
+		return nil, fmt.Errorf("%w: no root element", ErrInvalid)
+	}
+	return l, nil
+}
+
+// record notes a child of the root the hook reads.
+func (l *layout) record(name []byte, s span) error {
+	switch string(name) {
+	case "name":
+		if l.name == nil {
+			l.name = &s
+		}
+	case "features":
+		if l.features == nil {
+			l.features = &s
+		}
+	case "os":
+		if l.os != nil {
+			return fmt.Errorf("%w: more than one <os> in <domain>", ErrInvalid)
+		}
+		l.os = &s
+	}
+	return nil
+}
+
+// checkText allows only white space outside the root, and only the
+// predefined or numeric character references anywhere.
+func checkText(t []byte, outside bool) error {
+	if outside {
+		if len(bytes.TrimSpace(t)) != 0 {
+			return fmt.Errorf("text outside the root element")
+		}
+		return nil
+	}
+	return checkRefs(t)
+}
+
+func checkRefs(t []byte) error {
+	for {
+		amp := bytes.IndexByte(t, '&')
+		if amp < 0 {
+			return nil
+		}
+		t = t[amp+1:]
+		semi := bytes.IndexByte(t, ';')
+		if semi < 0 || !validRef(t[:semi]) {
+			return fmt.Errorf("invalid character reference")
+		}
+		t = t[semi+1:]
+	}
+}
+
+func validRef(r []byte) bool {
+	switch string(r) {
+	case "lt", "gt", "amp", "apos", "quot":
+		return true
+	}
+	if len(r) < 2 || r[0] != '#' {
+		return false
+	}
+	digits, hex := r[1:], false
+	if digits[0] == 'x' {
+		digits, hex = digits[1:], true
+	}
+	if len(digits) == 0 || len(digits) > 8 {
+		return false
+	}
+	for _, c := range digits {
+		if !(c >= '0' && c <= '9' || hex && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F')) {
+			return false
+		}
+	}
+	return true
+}
+
+// startTag parses "<name attr='v' ...>" or ".../>" at the start of b and
+// returns the name, the tag's length and whether it is empty.
+func startTag(b []byte) ([]byte, int, bool, error) {
+	n := nameLen(b[1:])
+	if n == 0 {
+		return nil, 0, false, fmt.Errorf("bad tag")
+	}
+	name := b[1 : 1+n]
+	i := 1 + n
+	var buf [16][]byte
+	attrs := buf[:0]
+	for {
+		sp := spaces(b[i:])
+		i += sp
+		if i >= len(b) {
+			return nil, 0, false, fmt.Errorf("tag <%s not closed", name)
+		}
+		switch b[i] {
+		case '>':
+			return name, i + 1, false, nil
+		case '/':
+			if i+1 < len(b) && b[i+1] == '>' {
+				return name, i + 2, true, nil
+			}
+			return nil, 0, false, fmt.Errorf("bad tag <%s", name)
+		}
+		if sp == 0 {
+			return nil, 0, false, fmt.Errorf("attributes of <%s> need white space between them", name)
+		}
+		an := nameLen(b[i:])
+		if an == 0 {
+			return nil, 0, false, fmt.Errorf("bad attribute in <%s>", name)
+		}
+		attr := b[i : i+an]
+		for _, a := range attrs {
+			if bytes.Equal(a, attr) {
+				return nil, 0, false, fmt.Errorf("attribute %s repeated in <%s>", attr, name)
+			}
+		}
+		attrs = append(attrs, attr)
+		i += an
+		i += spaces(b[i:])
+		if i >= len(b) || b[i] != '=' {
+			return nil, 0, false, fmt.Errorf("attribute %s of <%s> has no value", attr, name)
+		}
+		i++
+		i += spaces(b[i:])
+		if i >= len(b) || (b[i] != '\'' && b[i] != '"') {
+			return nil, 0, false, fmt.Errorf("attribute %s of <%s> is not quoted", attr, name)
+		}
+		q := b[i]
+		end := bytes.IndexByte(b[i+1:], q)
+		if end < 0 {
+			return nil, 0, false, fmt.Errorf("attribute %s of <%s> not closed", attr, name)
+		}
+		v := b[i+1 : i+1+end]
+		if bytes.IndexByte(v, '<') >= 0 {
+			return nil, 0, false, fmt.Errorf("'<' in attribute %s of <%s>", attr, name)
+		}
+		if err := checkRefs(v); err != nil {
+			return nil, 0, false, fmt.Errorf("%v in attribute %s of <%s>", err, attr, name)
+		}
+		i += 1 + end + 1
+	}
+}
+
+// nameLen is the length of the XML name at the start of b (ASCII name
+// characters and any non-ASCII byte, which UTF-8 validation covers).
+func nameLen(b []byte) int {
+	i := 0
+	for i < len(b) {
+		c := b[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80 ||
+			i > 0 && (c >= '0' && c <= '9' || c == '-' || c == '.')
+		if !ok {
+			break
+		}
+		i++
+	}
+	return i
+}
+
+func spaces(b []byte) int {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
