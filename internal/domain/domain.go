@@ -113,6 +113,9 @@ func Parse(data []byte) (*Domain, error) {
 	if !utf8.Valid(data) {
 		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalid)
 	}
+	if err := checkChars(data); err != nil {
+		return nil, err
+	}
 	l, err := scan(data)
 	if err != nil {
 		return nil, err
@@ -183,6 +186,20 @@ func Parse(data []byte) (*Domain, error) {
 		d.NVRAM = parseNVRAM(d.nvram)
 	}
 	return d, nil
+}
+
+// checkChars rejects the characters XML 1.0 forbids everywhere: control
+// characters other than tab, newline and carriage return, U+FFFE, U+FFFF.
+func checkChars(data []byte) error {
+	for i, c := range data {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return fmt.Errorf("%w: control character %#x at byte %d", ErrInvalid, c, i)
+		}
+	}
+	if bytes.Contains(data, []byte("\xef\xbf\xbe")) || bytes.Contains(data, []byte("\xef\xbf\xbf")) {
+		return fmt.Errorf("%w: character U+FFFE or U+FFFF", ErrInvalid)
+	}
+	return nil
 }
 
 // fragment parses one element of data (already checked by scan) with

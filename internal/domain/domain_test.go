@@ -91,6 +91,8 @@ func TestParseRejects(t *testing.T) {
 		{"two nvram", wrapOS("<nvram>/a</nvram><nvram>/b</nvram>"), "more than one <nvram>"},
 		{"not utf-8", "<domain><name>\xff\xfe</name></domain>", "not UTF-8"},
 		{"binary garbage", "\x00\x01\x02garbage", "invalid domain XML"},
+		{"NUL in text", "<domain><devices><c>\x00</c></devices></domain>", "control character"},
+		{"U+FFFF", "<domain><name>\uffff</name></domain>", "U+FFFE or U+FFFF"},
 		{"unquoted attribute", "<domain type=kvm/>", "not quoted"},
 		{"attribute without value", "<domain type/>", "has no value"},
 		{"repeated attribute", "<domain a='1' a='2'/>", "repeated"},
