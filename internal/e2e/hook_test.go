@@ -42,6 +42,11 @@ func TestHook(t *testing.T) {
 		{"12_qcow2_varstore", testQcow2Varstore},
 		{"13_session_daemon", testSession},
 		{"14_check_audit", testAudit},
+		{"15_foreign_hook_make_install", testForeignHookMakeInstall},
+		{"16_filter_chain_after_foreign_hook", testFilterChain},
+		{"17_make_uninstall", testUninstall},
+		{"18_deb_package", testDeb},
+		{"19_first_hook_make_install_reloads", testFirstHookMakeInstall},
 	}
 	for _, s := range scenarios {
 		t0 := time.Now()
