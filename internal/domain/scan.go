@@ -61,6 +61,9 @@ func scan(data []byte) (*layout, error) {
 		case bytes.HasPrefix(rest, []byte("<!")):
 			return nil, fmt.Errorf("%w: DOCTYPE and other declarations are not accepted", ErrInvalid)
 		case bytes.HasPrefix(rest, []byte("<?")):
+			if nameLen(rest[2:]) == 0 {
+				return nil, fmt.Errorf("%w: processing instruction without a target at byte %d", ErrInvalid, i)
+			}
 			end := bytes.Index(rest[2:], []byte("?>"))
 			if end < 0 {
 				return nil, fmt.Errorf("%w: processing instruction not closed at byte %d", ErrInvalid, i)
