@@ -91,7 +91,7 @@ type Domain struct {
 
 // Read reads a whole domain XML, at most MaxSize bytes.
 func Read(r io.Reader) (*Domain, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	data, err := readAll(r, MaxSize+1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading: %v", ErrInvalid, err)
 	}
@@ -323,14 +323,26 @@ func (d *Domain) SetLoader(path string) error {
 func (d *Domain) Changed() bool { return d.changed }
 
 // WriteTo writes the document: the bytes as read, with <os> re-serialized
-// when AddNVRAM, SetTemplate or SetLoader changed it.
+// when AddNVRAM, SetTemplate or SetLoader changed it. The parts are written
+// as they are, never joined into a copy of a document that may be large.
 func (d *Domain) WriteTo(w io.Writer) (int64, error) {
-	b, err := d.Bytes()
+	if !d.changed {
+		n, err := w.Write(d.data)
+		return int64(n), err
+	}
+	os, err := d.osDoc.WriteToBytes()
 	if err != nil {
 		return 0, err
 	}
-	n, err := w.Write(b)
-	return int64(n), err
+	var total int64
+	for _, part := range [][]byte{d.data[:d.osSpan.start], os, d.data[d.osSpan.end:]} {
+		n, err := w.Write(part)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Bytes returns the document as XML.
