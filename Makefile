@@ -55,3 +55,8 @@ deb: build
 
 rpm: build
 	VERSION="$(VERSION)" bash install/rpm/build-rpm.sh $(BIN) bin
+
+# Whole-process timings against /bin/true, a minimal Go program, cp and
+# libvirt's own copy; writes internal/bench/results.md.
+bench: build
+	bash internal/bench/run.sh

@@ -1,0 +1,5 @@
+//go:build dep_json || hookdeps
+
+package main
+
+import _ "encoding/json"
