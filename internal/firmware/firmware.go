@@ -90,6 +90,8 @@ type Catalog struct {
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
+
+	resolved map[string]string // resolve's results, by path
 }
 
 // Find returns the template for the query's loader. The domain's own
@@ -115,8 +117,11 @@ func (c *Catalog) Find(q Query) (Hit, error) {
 // the loader. Config and qemu.conf entries are what is being checked, so
 // they do not count.
 func (c *Catalog) Layout(q Query) (Pair, bool) {
+	if c.resolved == nil {
+		c.resolved = map[string]string{} // shared with the sub-catalogs
+	}
 	for _, src := range []Source{FromDescriptor, FromTable} {
-		sub := &Catalog{}
+		sub := &Catalog{resolved: c.resolved}
 		for _, p := range c.Pairs {
 			if p.Source == src {
 				sub.Pairs = append(sub.Pairs, p)
@@ -142,7 +147,19 @@ type Candidate struct {
 // symlinks. The first without a Why is the one Find picks.
 func (c *Catalog) Candidates(q Query) []Candidate {
 	var out []Candidate
-	resolvedLoader := resolve(q.Loader)
+	c.each(q, func(cand Candidate) bool {
+		out = append(out, cand)
+		return true
+	})
+	return out
+}
+
+// each walks the candidates in Candidates' order until yield returns
+// false. Symlinks are resolved only when a group has no literal fit, and
+// each path at most once per catalog: every resolution is a few lstat
+// calls, and the built-in table alone holds dozens of paths.
+func (c *Catalog) each(q Query, yield func(Candidate) bool) {
+	resolvedLoader, loaderDone := "", false
 	for start := 0; start < len(c.Pairs); {
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
@@ -155,31 +172,52 @@ func (c *Catalog) Candidates(q Query) []Candidate {
 				if literal != (p.Code == q.Loader) {
 					continue
 				}
-				if !literal && (resolvedLoader == "" || resolve(p.Code) != resolvedLoader) {
-					continue
+				if !literal {
+					if !loaderDone {
+						resolvedLoader, loaderDone = c.resolve(q.Loader), true
+					}
+					if resolvedLoader == "" || c.resolve(p.Code) != resolvedLoader {
+						continue
+					}
 				}
 				cand := Candidate{Pair: p, Resolved: !literal}
 				if p.Descriptor != nil {
 					cand.Why = p.Descriptor.Mismatch(q)
 				}
-				out = append(out, cand)
+				if !yield(cand) {
+					return
+				}
 			}
 		}
 	}
-	return out
+}
+
+func (c *Catalog) resolve(p string) string {
+	if r, ok := c.resolved[p]; ok {
+		return r
+	}
+	if c.resolved == nil {
+		c.resolved = map[string]string{}
+	}
+	r := resolve(p)
+	c.resolved[p] = r
+	return r
 }
 
 // match returns the first fitting candidate and the reasons of those
 // rejected before it.
 func (c *Catalog) match(q Query) (*Candidate, []string) {
+	var found *Candidate
 	var rejected []string
-	for _, cand := range c.Candidates(q) {
+	c.each(q, func(cand Candidate) bool {
 		if cand.Why == "" {
-			return &cand, rejected
+			found = &cand
+			return false
 		}
 		rejected = append(rejected, filepath.Base(cand.Origin)+": "+cand.Why)
-	}
-	return nil, rejected
+		return true
+	})
+	return found, rejected
 }
 
 // resolve returns the symlink-free absolute path of p, or "" when it does
