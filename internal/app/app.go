@@ -104,6 +104,9 @@ func runHook(e Env, call hookcall.Call) int {
 	if err != nil {
 		return h.fail(err)
 	}
+	if dec.Notable {
+		h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "action": "none"}).Debug(dec.Reason)
+	}
 	if dec.Action != plan.Create && dec.Action != plan.Outside && !dec.AddNVRAM && !dec.AddTemplate && dec.NewLoader == "" {
 		return ExitOK // the common case: nothing missing, nothing logged
 	}

@@ -507,3 +507,21 @@ func TestErrorIsOneLineWithStderrLog(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockAndNetworkNVRAMLogged: a varstore that is not a file is left
+// alone with a debug line saying why.
+func TestBlockAndNetworkNVRAMLogged(t *testing.T) {
+	for _, nv := range []string{"<nvram type='block'><source dev='/dev/sdz'/></nvram>", "<nvram type='network'><source protocol='nbd' name='bar'/></nvram>"} {
+		h := newHost(t, "")
+		r := h.run(t, []byte("<domain><name>b</name><os><loader readonly='yes' type='pflash'>"+customLoader+"</loader>"+nv+"</os></domain>"), "b", "prepare", "begin", "-")
+		if r.code != 0 || r.stdout != "" || r.stderr != "" {
+			t.Errorf("got %+v", r)
+		}
+		if log := h.logText(t); !strings.Contains(log, "level=debug") || !strings.Contains(log, "not a file, never created from a template") {
+			t.Errorf("log: %q", log)
+		}
+		if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+			t.Errorf("created %v", entries)
+		}
+	}
+}

@@ -237,6 +237,9 @@ type Sources struct {
 	DescriptorDirs []string
 	QemuConf       string
 	Table          []TableEntry
+	// TableRoot prefixes the table's paths: "" on a real host, a fake
+	// distribution tree in tests.
+	TableRoot string
 }
 
 // Load builds the catalog. Unreadable sources become Problems, not errors:
@@ -286,8 +289,9 @@ func Load(s Sources) *Catalog {
 	if len(s.Table) > 0 {
 		n := 0
 		for _, e := range s.Table {
-			if exists(e.Code) && exists(e.Vars) {
-				c.Pairs = append(c.Pairs, Pair{Code: e.Code, Vars: e.Vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
+			code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
+			if exists(code) && exists(vars) {
+				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
 				n++
 			}
 		}

@@ -1,6 +1,7 @@
 package firmware
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,5 +122,57 @@ func TestLayoutPrefersDescriptors(t *testing.T) {
 	l, ok := c.Layout(Query{Loader: "/fw/CODE.fd"})
 	if !ok || l.Vars != "/fw/VARS.fd" || l.Source != FromDescriptor {
 		t.Errorf("Layout = %+v, %v", l, ok)
+	}
+}
+
+// TestTableOnFakeDistroTrees installs each distribution's firmware files,
+// and only those, in a fake tree: every loader of that distribution finds
+// its template, and no other distribution's entry counts.
+func TestTableOnFakeDistroTrees(t *testing.T) {
+	distros := map[string]bool{}
+	for _, e := range Table {
+		distros[e.Distro] = true
+	}
+	for distro := range distros {
+		t.Run(distro, func(t *testing.T) {
+			root := t.TempDir()
+			mine := 0
+			for _, e := range Table {
+				if e.Distro == distro {
+					write(t, root+e.Code, "code "+e.Code)
+					write(t, root+e.Vars, "vars "+e.Vars)
+					mine++
+				}
+			}
+			c := Load(Sources{Table: Table, TableRoot: root})
+			for _, p := range c.Pairs {
+				if !strings.HasPrefix(p.Origin, distro+" ") {
+					// Another distribution's entry may share a path
+					// (Fedora's and Arch's aarch64 directory): it must
+					// name files of this tree, then.
+					if _, err := os.Stat(p.Code); err != nil {
+						t.Errorf("entry %+v counted without its files", p)
+					}
+				}
+			}
+			for _, e := range Table {
+				if e.Distro != distro {
+					continue
+				}
+				hit, err := c.Find(Query{Loader: root + e.Code, Arch: e.Arch})
+				if err != nil {
+					t.Errorf("%s: %v", e.Code, err)
+					continue
+				}
+				// The first entry for a loader wins; same-code entries
+				// of one distribution do not exist (TestTableIsWellFormed).
+				if hit.Template != root+e.Vars || hit.Source != FromTable {
+					t.Errorf("%s: got %+v, want %s", e.Code, hit, root+e.Vars)
+				}
+			}
+			if mine == 0 {
+				t.Fatal("no entries")
+			}
+		})
 	}
 }

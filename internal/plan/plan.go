@@ -60,6 +60,9 @@ type Decision struct {
 	// Filter-only changes to the XML.
 	AddNVRAM    bool
 	AddTemplate bool
+	// Notable marks a "nothing" worth a debug log line: a varstore that is
+	// not a file (block, network), which is never created from a template.
+	Notable bool
 	// NewLoader replaces a loader path that does not exist on this host
 	// (translate_loader); OldLoader is the path it replaces.
 	NewLoader, OldLoader string
@@ -173,6 +176,7 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		dec.AddNVRAM = true
 	case nv.Kind != domain.NVRAMFile:
 		dec.Reason = fmt.Sprintf("<nvram type='%s'>: not a file, never created from a template", nv.Type)
+		dec.Notable = true
 		return dec, nil
 	case nv.Path == "":
 		dec.Reason = "<nvram> names no file: libvirt generates the path itself"
