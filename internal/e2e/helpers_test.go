@@ -444,3 +444,28 @@ func runHook(t *testing.T, stdin string, args ...string) (stdout, stderr string,
 	}
 	return o.String(), e.String(), code
 }
+
+// defineFailingWithoutHook defines g, checks libvirt filled in its default varstore
+// path with no file there, and proves that without our hook a start fails
+// with libvirt's own missing-template error: the scenario means something.
+// It returns the varstore path, hook back on.
+func defineFailingWithoutHook(t *testing.T, a *host, g guest) string {
+	t.Helper()
+	defineGuest(t, a, g)
+	vs, _ := nvramOf(t, a, g.name, "--inactive")
+	if want := a.varstore(g.name); vs != want {
+		t.Fatalf("libvirt filled <nvram>%s</nvram>, expected %s", vs, want)
+	}
+	requireNoFile(t, vs)
+
+	hookOff(t, a)
+	out := virshFails(t, a, "start", g.name)
+	if !strings.Contains(out, "unable to find any master var store for loader") {
+		t.Fatalf("without the hook, start failed but not with libvirt's missing-template error:\n%s", out)
+	}
+	requireState(t, a, g.name, "shut off")
+	requireNoFile(t, vs)
+	t.Logf("without the hook: %s", strings.TrimSpace(out))
+	hookOn(t, a)
+	return vs
+}

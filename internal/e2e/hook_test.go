@@ -61,22 +61,7 @@ func TestHook(t *testing.T) {
 func testCustomLoader(t *testing.T) {
 	a := env.a
 	g := guest{name: guestPrefix + "s1-custom", loader: env.customCode}
-	defineGuest(t, a, g)
-	vs, _ := nvramOf(t, a, g.name, "--inactive")
-	if want := a.varstore(g.name); vs != want {
-		t.Fatalf("libvirt filled <nvram>%s</nvram>, expected %s", vs, want)
-	}
-	requireNoFile(t, vs)
-
-	hookOff(t, a)
-	out := virshFails(t, a, "start", g.name)
-	if !strings.Contains(out, "unable to find any master var store for loader") {
-		t.Fatalf("without the hook, start failed but not with libvirt's missing-template error:\n%s", out)
-	}
-	requireState(t, a, g.name, "shut off")
-	requireNoFile(t, vs)
-	t.Logf("without the hook: %s", strings.TrimSpace(out))
-	hookOn(t, a)
+	vs := defineFailingWithoutHook(t, a, g)
 
 	mark := a.logMark()
 	virsh(t, a, "start", "--paused", g.name) // paused: the firmware has not run, the file is as created
