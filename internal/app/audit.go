@@ -83,11 +83,9 @@ func auditOne(p *plan.Planner, cat *firmware.Catalog, d *domain.Domain) (string,
 	if err != nil {
 		return err.Error(), true
 	}
-	if layout, ok := cat.Layout(q); ok {
-		if lt, err := os.Stat(layout.Vars); err == nil && lt.Size() != fi.Size() && d.NVRAM.Format != "qcow2" {
-			return fmt.Sprintf("%s is %d bytes, but loader %s takes %d-byte varstores (%s %s): variables may be lost",
-				path, fi.Size(), d.Loader.Path, lt.Size(), layout.Source, layout.Origin), true
-		}
+	if m, bad := plan.LayoutMismatch(cat, q, path); bad {
+		return fmt.Sprintf("%s is %d bytes, but loader %s takes %d-byte varstores (%s %s): variables may be lost",
+			path, m.Got, d.Loader.Path, m.Want, m.Layout.Source, m.Layout.Origin), true
 	}
 	if findErr != nil {
 		return fmt.Sprintf("%s exists (%d bytes), but no template is known for %s: it could not be recreated or reset", path, fi.Size(), d.Loader.Path), true

@@ -347,31 +347,40 @@ func checkSize(cat *firmware.Catalog, q firmware.Query, hit firmware.Hit) error 
 	if hit.Source == firmware.FromDescriptor || hit.Source == firmware.FromTable {
 		return nil // the layout itself
 	}
-	layout, ok := cat.Layout(q)
-	if !ok || layout.Vars == hit.Template {
-		return nil
-	}
-	want, err1 := os.Stat(layout.Vars)
-	got, err2 := os.Stat(hit.Template)
-	if err1 != nil || err2 != nil || want.Size() == got.Size() {
+	m, ok := LayoutMismatch(cat, q, hit.Template)
+	if !ok {
 		return nil // a missing template is reported when it is opened
 	}
-	if isQcow2(layout.Vars) != isQcow2(hit.Template) {
-		return nil // sizes of different formats do not compare
-	}
 	return fmt.Errorf("%w: template %s (%s %s) is %d bytes, but loader %s takes %d-byte varstores like %s (%s %s); refusing a varstore that would lose variables",
-		ErrSize, hit.Template, hit.Source, hit.Origin, got.Size(), q.Loader, want.Size(), layout.Vars, layout.Source, layout.Origin)
+		ErrSize, hit.Template, hit.Source, hit.Origin, m.Got, q.Loader, m.Want, m.Layout.Vars, m.Layout.Source, m.Layout.Origin)
 }
 
-func isQcow2(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
+// Mismatch is a file whose size does not fit the loader's flash layout.
+type Mismatch struct {
+	Layout    firmware.Pair // the descriptor or table entry that knows it
+	Want, Got int64
+}
+
+// LayoutMismatch compares the size of file (a template or a varstore)
+// with the template of the loader's known layout. It reports a mismatch
+// only when both files exist and are of the same format: sizes of raw and
+// qcow2 files do not compare.
+func LayoutMismatch(cat *firmware.Catalog, q firmware.Query, file string) (Mismatch, bool) {
+	layout, ok := cat.Layout(q)
+	if !ok || layout.Vars == file {
+		return Mismatch{}, false
 	}
-	defer f.Close()
-	b := make([]byte, 4)
-	n, _ := f.Read(b)
-	return n == 4 && string(b) == "QFI\xfb"
+	want, err1 := os.Stat(layout.Vars)
+	got, err2 := os.Stat(file)
+	if err1 != nil || err2 != nil || want.Size() == got.Size() {
+		return Mismatch{}, false
+	}
+	wf, err1 := varstore.FormatOf(layout.Vars)
+	gf, err2 := varstore.FormatOf(file)
+	if err1 != nil || err2 != nil || wf != gf {
+		return Mismatch{}, false
+	}
+	return Mismatch{Layout: layout, Want: want.Size(), Got: got.Size()}, true
 }
 
 // placement resolves the varstore's directory and checks it against

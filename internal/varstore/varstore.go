@@ -264,6 +264,17 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 
+// FormatOf returns the format of the file at path, "raw" or "qcow2", by
+// its content.
+func FormatOf(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return detectFormat(f, path)
+}
+
 // detectFormat tells qcow2 from raw by the qcow2 magic, as QEMU does.
 func detectFormat(f *os.File, path string) (string, error) {
 	head := make([]byte, 4)
