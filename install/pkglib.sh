@@ -63,3 +63,21 @@ pkg_date_epoch() {
 		date +%s
 	fi
 }
+
+# pkg_args SCRIPT BINARY OUTDIR: the build scripts' shared command line;
+# sets bin and outdir, exits 2 on a wrong call and 1 without the binary.
+# PKG_MAINTAINER is the .invalid placeholder until the project names one.
+PKG_MAINTAINER="libvirt-nvram-hook developers <maintainers@libvirt-nvram-hook.invalid>"
+pkg_args() {
+	local script=$1
+	shift
+	if (($# != 2)); then
+		echo "usage: $script BINARY OUTDIR" >&2
+		exit 2
+	fi
+	bin=$1 outdir=$2
+	[[ -f $bin ]] || {
+		echo "$script: no binary at $bin (run 'make build')" >&2
+		exit 1
+	}
+}

@@ -17,15 +17,8 @@ top=$(dirname "$inst")
 # shellcheck source=../pkglib.sh
 . "$inst/pkglib.sh"
 
-if (($# != 2)); then
-	echo "usage: build-deb.sh BINARY OUTDIR" >&2
-	exit 2
-fi
-bin=$1 outdir=$2
-[[ -f $bin ]] || {
-	echo "build-deb.sh: no binary at $bin (run 'make build')" >&2
-	exit 1
-}
+bin='' outdir='' # set by pkg_args
+pkg_args build-deb.sh "$@"
 for tool in dpkg-deb gzip md5sum od; do
 	command -v "$tool" >/dev/null || {
 		echo "build-deb.sh: $tool is needed (apt-get install dpkg gzip coreutils)" >&2
@@ -37,8 +30,7 @@ name=libvirt-nvram-hook
 upstream=$(bash "$inst/version.sh" "${VERSION:-}")
 version=$upstream-${DEB_REVISION:-1}
 arch=${ARCH:-$(pkg_deb_arch "$(pkg_machine "$bin")")}
-# The .invalid default is a placeholder until the project names a maintainer.
-maintainer=${MAINTAINER:-libvirt-nvram-hook developers <maintainers@libvirt-nvram-hook.invalid>}
+maintainer=${MAINTAINER:-$PKG_MAINTAINER}
 epoch=$(pkg_date_epoch "$top")
 export SOURCE_DATE_EPOCH=$epoch
 

@@ -17,15 +17,8 @@ top=$(dirname "$inst")
 # shellcheck source=../pkglib.sh
 . "$inst/pkglib.sh"
 
-if (($# != 2)); then
-	echo "usage: build-rpm.sh BINARY OUTDIR" >&2
-	exit 2
-fi
-bin=$1 outdir=$2
-[[ -f $bin ]] || {
-	echo "build-rpm.sh: no binary at $bin (run 'make build')" >&2
-	exit 1
-}
+bin='' outdir='' # set by pkg_args
+pkg_args build-rpm.sh "$@"
 command -v rpmbuild >/dev/null || {
 	echo "build-rpm.sh: rpmbuild is needed (Debian: apt-get install rpm)" >&2
 	exit 1
@@ -34,8 +27,7 @@ command -v rpmbuild >/dev/null || {
 name=libvirt-nvram-hook
 version=$(bash "$inst/version.sh" "${VERSION:-}")
 arch=${ARCH:-$(pkg_rpm_arch "$(pkg_machine "$bin")")}
-# The .invalid default is a placeholder until the project names a maintainer.
-packager=${MAINTAINER:-libvirt-nvram-hook developers <maintainers@libvirt-nvram-hook.invalid>}
+packager=${MAINTAINER:-$PKG_MAINTAINER}
 epoch=$(pkg_date_epoch "$top")
 export SOURCE_DATE_EPOCH=$epoch
 
