@@ -653,19 +653,19 @@ func (e *environment) removeGuests(h *host) {
 
 // ourQemuPids lists QEMU processes running a guest of this suite.
 func ourQemuPids() []int {
+	return procPids(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		s := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		return err == nil && strings.Contains(s, "qemu-system") && strings.Contains(s, "guest="+guestPrefix)
+	})
+}
+
+// procPids lists the running processes for which keep returns true.
+func procPids(keep func(pid int) bool) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		s := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-		if strings.Contains(s, "qemu-system") && strings.Contains(s, "guest="+guestPrefix) {
+		if pid, err := strconv.Atoi(d.Name()); err == nil && keep(pid) {
 			pids = append(pids, pid)
 		}
 	}

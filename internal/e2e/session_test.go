@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -159,29 +158,18 @@ func (s *session) daemonPid() (int, bool) {
 // pids lists the processes running as the user (all started through this
 // test: the user is new).
 func (s *session) pids() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
+	return procPids(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
-			continue
+			return false
 		}
-		f, err := os.Open(filepath.Join("/proc", d.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "Uid:" {
-				if f[1] == strconv.Itoa(s.uid) && alive(pid) {
-					pids = append(pids, pid)
-				}
-				break
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
+				return f[1] == strconv.Itoa(s.uid) && alive(pid)
 			}
 		}
-		f.Close()
-	}
-	return pids
+		return false
+	})
 }
 
 // cleanup destroys the user's guests, stops its libvirtd and whatever else
