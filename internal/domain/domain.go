@@ -5,22 +5,21 @@
 package domain
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/beevik/etree"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmlscan"
 )
 
-// MaxSize caps the domain XML we accept on stdin. libvirt's own XML for a
-// guest with thousands of disks stays well below a few MiB.
-const MaxSize = 64 << 20
+// MaxSize caps the domain XML we accept on stdin.
+const MaxSize = xmlscan.MaxSize
 
 // ErrInvalid marks every reason a document is not a domain we can act on.
-var ErrInvalid = errors.New("invalid domain XML")
+var ErrInvalid = xmlscan.ErrInvalid
 
 // NVRAMKind is the storage behind <nvram>.
 type NVRAMKind int
@@ -81,7 +80,7 @@ type Domain struct {
 	NVRAM            *NVRAM
 
 	data    []byte          // the document as read
-	osSpan  span            // where <os> is in data
+	osSpan  xmlscan.Span    // where <os> is in data
 	osDoc   *etree.Document // <os>, parsed; re-serialized only when changed
 	os      *etree.Element
 	loader  *etree.Element
@@ -91,48 +90,40 @@ type Domain struct {
 
 // Read reads a whole domain XML, at most MaxSize bytes.
 func Read(r io.Reader) (*Domain, error) {
-	data, err := readAll(r, MaxSize+1)
+	data, err := xmlscan.Read(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading: %v", ErrInvalid, err)
-	}
-	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%w: larger than %d MiB", ErrInvalid, MaxSize>>20)
+		return nil, err
 	}
 	return Parse(data)
 }
 
-// Parse parses a domain XML. It rejects what libvirt never sends: a DOCTYPE
-// (and with it entity definitions), a root other than <domain>, duplicated
-// <os>, <loader> or <nvram>, bytes that are not UTF-8, anything not
-// well-formed. One fast scan checks the whole document and finds the
-// elements the hook reads; etree parses only those.
+// Parse parses a domain XML. One fast scan (xmlscan.Check) checks the
+// whole document and finds the elements the hook reads; etree parses only
+// those.
 func Parse(data []byte) (*Domain, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: empty input", ErrInvalid)
-	}
-	if !utf8.Valid(data) {
-		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalid)
-	}
-	if err := checkChars(data); err != nil {
-		return nil, err
-	}
-	l, err := scan(data)
+	l, err := xmlscan.Check(data)
 	if err != nil {
 		return nil, err
 	}
-	if l.root != "domain" {
-		return nil, fmt.Errorf("%w: root element is not <domain>", ErrInvalid)
-	}
+	return ParseChecked(data, l)
+}
+
+// ParseChecked parses a document that xmlscan.Check accepted, with the
+// layout it returned. For a domain with a <loader> it also rejects two
+// <loader>, <nvram>, <type> or <firmware> in <os>, since libvirt would not
+// know which to use; without a loader there is no varstore and nothing in
+// <os> matters (the hook's early exit answers such calls before parsing).
+func ParseChecked(data []byte, l *xmlscan.Layout) (*Domain, error) {
 	d := &Domain{data: data}
-	if l.name != nil {
-		_, n, err := fragment(data, *l.name)
+	if l.Name != nil {
+		_, n, err := fragment(data, *l.Name)
 		if err != nil {
 			return nil, err
 		}
 		d.Name = n.Text()
 	}
-	if l.features != nil {
-		_, feats, err := fragment(data, *l.features)
+	if l.Features != nil {
+		_, feats, err := fragment(data, *l.Features)
 		if err != nil {
 			return nil, err
 		}
@@ -140,23 +131,25 @@ func Parse(data []byte) (*Domain, error) {
 			d.SMMOff = true
 		}
 	}
-	if l.os == nil {
+	if l.OS == nil {
 		return d, nil
 	}
-	d.osSpan = *l.os
+	d.osSpan = *l.OS
 	var os *etree.Element
-	if d.osDoc, os, err = fragment(data, *l.os); err != nil {
+	var err error
+	if d.osDoc, os, err = fragment(data, *l.OS); err != nil {
 		return nil, err
 	}
 	d.os = os
 	d.FirmwareAuto = os.SelectAttrValue("firmware", "")
-	if t, err := only(os, "type"); err != nil {
+	strict := l.Loader
+	if t, err := only(os, "type", strict); err != nil {
 		return nil, err
 	} else if t != nil {
 		d.Arch = t.SelectAttrValue("arch", "")
 		d.Machine = t.SelectAttrValue("machine", "")
 	}
-	if fw, err := only(os, "firmware"); err != nil {
+	if fw, err := only(os, "firmware", strict); err != nil {
 		return nil, err
 	} else if fw != nil {
 		for _, f := range fw.SelectElements("feature") {
@@ -166,7 +159,7 @@ func Parse(data []byte) (*Domain, error) {
 			d.FirmwareFeatures[f.SelectAttrValue("name", "")] = f.SelectAttrValue("enabled", "") == "yes"
 		}
 	}
-	if d.loader, err = only(os, "loader"); err != nil {
+	if d.loader, err = only(os, "loader", strict); err != nil {
 		return nil, err
 	}
 	if d.loader != nil {
@@ -179,7 +172,7 @@ func Parse(data []byte) (*Domain, error) {
 			Secure:    d.loader.SelectAttrValue("secure", ""),
 		}
 	}
-	if d.nvram, err = only(os, "nvram"); err != nil {
+	if d.nvram, err = only(os, "nvram", strict); err != nil {
 		return nil, err
 	}
 	if d.nvram != nil {
@@ -188,28 +181,14 @@ func Parse(data []byte) (*Domain, error) {
 	return d, nil
 }
 
-// checkChars rejects the characters XML 1.0 forbids everywhere: control
-// characters other than tab, newline and carriage return, U+FFFE, U+FFFF.
-func checkChars(data []byte) error {
-	for i, c := range data {
-		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-			return fmt.Errorf("%w: control character %#x at byte %d", ErrInvalid, c, i)
-		}
-	}
-	if bytes.Contains(data, []byte("\xef\xbf\xbe")) || bytes.Contains(data, []byte("\xef\xbf\xbf")) {
-		return fmt.Errorf("%w: character U+FFFE or U+FFFF", ErrInvalid)
-	}
-	return nil
-}
-
 // fragment parses one element of data (already checked by scan) with
 // etree, as a document of its own.
-func fragment(data []byte, s span) (*etree.Document, *etree.Element, error) {
+func fragment(data []byte, s xmlscan.Span) (*etree.Document, *etree.Element, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.PreserveCData = true
 	doc.WriteSettings.AttrSingleQuote = true
 	doc.WriteSettings.CanonicalText = true
-	if err := doc.ReadFromBytes(data[s.start:s.end]); err != nil {
+	if err := doc.ReadFromBytes(data[s.Start:s.End]); err != nil {
 		return nil, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "etree: "))
 	}
 	if doc.Root() == nil {
@@ -219,15 +198,19 @@ func fragment(data []byte, s span) (*etree.Document, *etree.Element, error) {
 }
 
 // only returns the single child of e named tag (without a namespace
-// prefix: libvirt's own elements never have one), nil if absent, and an
-// error if there are several, since libvirt would not know which to use.
-func only(e *etree.Element, tag string) (*etree.Element, error) {
+// prefix: libvirt's own elements never have one), nil if absent, and, when
+// strict, an error if there are several, since libvirt would not know
+// which to use; otherwise the first.
+func only(e *etree.Element, tag string, strict bool) (*etree.Element, error) {
 	var found *etree.Element
 	for _, c := range e.ChildElements() {
 		if c.Tag != tag || c.Space != "" {
 			continue
 		}
 		if found != nil {
+			if !strict {
+				return found, nil
+			}
 			return nil, fmt.Errorf("%w: more than one <%s> in <%s>", ErrInvalid, tag, e.Tag)
 		}
 		found = c
@@ -335,7 +318,7 @@ func (d *Domain) WriteTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	var total int64
-	for _, part := range [][]byte{d.data[:d.osSpan.start], os, d.data[d.osSpan.end:]} {
+	for _, part := range [][]byte{d.data[:d.osSpan.Start], os, d.data[d.osSpan.End:]} {
 		n, err := w.Write(part)
 		total += int64(n)
 		if err != nil {
@@ -354,8 +337,8 @@ func (d *Domain) Bytes() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(d.data)+len(os)-(d.osSpan.end-d.osSpan.start))
-	out = append(out, d.data[:d.osSpan.start]...)
+	out := make([]byte, 0, len(d.data)+len(os)-(d.osSpan.End-d.osSpan.Start))
+	out = append(out, d.data[:d.osSpan.Start]...)
 	out = append(out, os...)
-	return append(out, d.data[d.osSpan.end:]...), nil
+	return append(out, d.data[d.osSpan.End:]...), nil
 }

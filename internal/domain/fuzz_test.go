@@ -8,6 +8,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmlscan"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmltest"
 )
 
@@ -59,22 +60,22 @@ func FuzzRewrite(f *testing.F) {
 		}
 		// Outside <os> the output is the input byte for byte; inside,
 		// undoing the change gives back the input's <os>.
-		lin, err := scan(before)
+		lin, err := xmlscan.Check(before)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lout, err := scan(after)
+		lout, err := xmlscan.Check(after)
 		if err != nil {
 			t.Fatalf("rewritten document does not scan: %v", err)
 		}
-		if !bytes.Equal(before[:lin.os.start], after[:lout.os.start]) || !bytes.Equal(before[lin.os.end:], after[lout.os.end:]) {
+		if !bytes.Equal(before[:lin.OS.Start], after[:lout.OS.Start]) || !bytes.Equal(before[lin.OS.End:], after[lout.OS.End:]) {
 			t.Fatalf("bytes outside <os> changed:\n%q\n%q", before, after)
 		}
-		docIn, osIn, err := fragment(before, *lin.os)
+		docIn, osIn, err := fragment(before, *lin.OS)
 		if err != nil {
 			t.Fatal(err)
 		}
-		doc, osEl, err := fragment(after, *lout.os)
+		doc, osEl, err := fragment(after, *lout.OS)
 		if err != nil {
 			t.Fatal(err)
 		}

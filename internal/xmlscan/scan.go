@@ -1,20 +1,29 @@
-package domain
+// Package xmlscan reads a domain XML from stdin and checks the whole
+// document in one pass at memory speed, recording where the few elements
+// the hook reads are, without building a tree. It is the part of the XML
+// handling that the hook's early exit (internal/early) runs before the
+// rest of the program initialises, so it links nothing heavier than bytes
+// and fmt: no etree, no encoding/xml.
+package xmlscan
 
 import (
 	"bytes"
-	"fmt"
+	"strconv"
 )
 
-// span is the byte range of one element, start tag to end tag inclusive.
-type span struct{ start, end int }
+// Span is the byte range of one element, start tag to end tag inclusive.
+type Span struct{ Start, End int }
 
-// layout is what one scan of a document finds: the root element's name
-// and the spans of the root's children the hook reads.
-type layout struct {
-	root     string
-	name     *span
-	os       *span
-	features *span
+// Layout is what one scan of a document finds: the root element's name,
+// the spans of the root's children the hook reads, and whether <os> has a
+// <loader> child (without one there is no varstore, whatever else <os>
+// holds).
+type Layout struct {
+	Root     string
+	Name     *Span
+	OS       *Span
+	Features *Span
+	Loader   bool
 }
 
 // scan checks that data is well-formed XML in the subset libvirt writes
@@ -23,8 +32,8 @@ type layout struct {
 // records where <name>, <os> and <features> are. It runs at memory speed,
 // so that a filter over a 1 MiB domain does not pay a full tree build for
 // the few elements it reads: etree parses those fragments only.
-func scan(data []byte) (*layout, error) {
-	l := &layout{}
+func scan(data []byte) (*Layout, error) {
+	l := &Layout{}
 	var stack [][]byte // open element names, slices of data: no copies
 	var childStart int // start of the current depth-1 element
 	roots := 0
@@ -35,7 +44,7 @@ func scan(data []byte) (*layout, error) {
 			lt = len(data) - i
 		}
 		if err := checkText(data[i:i+lt], len(stack) == 0); err != nil {
-			return nil, fmt.Errorf("%w: %v at byte %d", ErrInvalid, err, i)
+			return nil, invalid(err.Error() + " at byte " + strconv.Itoa(i))
 		}
 		i += lt
 		if i >= len(data) {
@@ -46,98 +55,101 @@ func scan(data []byte) (*layout, error) {
 		case bytes.HasPrefix(rest, []byte("<!--")):
 			end := bytes.Index(rest[4:], []byte("-->"))
 			if end < 0 {
-				return nil, fmt.Errorf("%w: comment not closed at byte %d", ErrInvalid, i)
+				return nil, invalid("comment not closed at byte " + strconv.Itoa(i))
 			}
 			i += 4 + end + 3
 		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
 			if len(stack) == 0 {
-				return nil, fmt.Errorf("%w: CDATA outside the root element", ErrInvalid)
+				return nil, invalid("CDATA outside the root element")
 			}
 			end := bytes.Index(rest[9:], []byte("]]>"))
 			if end < 0 {
-				return nil, fmt.Errorf("%w: CDATA not closed at byte %d", ErrInvalid, i)
+				return nil, invalid("CDATA not closed at byte " + strconv.Itoa(i))
 			}
 			i += 9 + end + 3
 		case bytes.HasPrefix(rest, []byte("<!")):
-			return nil, fmt.Errorf("%w: DOCTYPE and other declarations are not accepted", ErrInvalid)
+			return nil, invalid("DOCTYPE and other declarations are not accepted")
 		case bytes.HasPrefix(rest, []byte("<?")):
 			if nameLen(rest[2:]) == 0 {
-				return nil, fmt.Errorf("%w: processing instruction without a target at byte %d", ErrInvalid, i)
+				return nil, invalid("processing instruction without a target at byte " + strconv.Itoa(i))
 			}
 			end := bytes.Index(rest[2:], []byte("?>"))
 			if end < 0 {
-				return nil, fmt.Errorf("%w: processing instruction not closed at byte %d", ErrInvalid, i)
+				return nil, invalid("processing instruction not closed at byte " + strconv.Itoa(i))
 			}
 			i += 2 + end + 2
 		case bytes.HasPrefix(rest, []byte("</")):
 			n := nameLen(rest[2:])
 			if n == 0 {
-				return nil, fmt.Errorf("%w: bad end tag at byte %d", ErrInvalid, i)
+				return nil, invalid("bad end tag at byte " + strconv.Itoa(i))
 			}
 			name := rest[2 : 2+n]
 			j := 2 + n + spaces(rest[2+n:])
 			if j >= len(rest) || rest[j] != '>' {
-				return nil, fmt.Errorf("%w: end tag </%s not closed at byte %d", ErrInvalid, name, i)
+				return nil, invalid("end tag </" + string(name) + " not closed at byte " + strconv.Itoa(i))
 			}
 			if len(stack) == 0 || !bytes.Equal(stack[len(stack)-1], name) {
-				return nil, fmt.Errorf("%w: unexpected </%s> at byte %d", ErrInvalid, name, i)
+				return nil, invalid("unexpected </" + string(name) + "> at byte " + strconv.Itoa(i))
 			}
 			stack = stack[:len(stack)-1]
 			i += j + 1
 			if len(stack) == 1 {
-				if err := l.record(name, span{childStart, i}); err != nil {
+				if err := l.record(name, Span{childStart, i}); err != nil {
 					return nil, err
 				}
 			}
 		default:
 			name, n, empty, err := startTag(rest)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %v at byte %d", ErrInvalid, err, i)
+				return nil, invalid(err.Error() + " at byte " + strconv.Itoa(i))
 			}
 			if len(stack) == 0 {
 				if roots++; roots > 1 {
-					return nil, fmt.Errorf("%w: 2 root elements", ErrInvalid)
+					return nil, invalid("2 root elements")
 				}
-				l.root = string(name)
+				l.Root = string(name)
 			}
 			if len(stack) == 1 {
 				childStart = i
+			}
+			if len(stack) == 2 && string(stack[1]) == "os" && string(name) == "loader" {
+				l.Loader = true
 			}
 			i += n
 			if !empty {
 				stack = append(stack, name)
 			} else if len(stack) == 1 {
-				if err := l.record(name, span{childStart, i}); err != nil {
+				if err := l.record(name, Span{childStart, i}); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
 	if len(stack) > 0 {
-		return nil, fmt.Errorf("%w: <%s> not closed at the end of the input", ErrInvalid, stack[len(stack)-1])
+		return nil, invalid("<" + string(stack[len(stack)-1]) + "> not closed at the end of the input")
 	}
 	if roots == 0 {
-		return nil, fmt.Errorf("%w: no root element", ErrInvalid)
+		return nil, invalid("no root element")
 	}
 	return l, nil
 }
 
 // record notes a child of the root the hook reads.
-func (l *layout) record(name []byte, s span) error {
+func (l *Layout) record(name []byte, s Span) error {
 	switch string(name) {
 	case "name":
-		if l.name == nil {
-			l.name = &s
+		if l.Name == nil {
+			l.Name = &s
 		}
 	case "features":
-		if l.features == nil {
-			l.features = &s
+		if l.Features == nil {
+			l.Features = &s
 		}
 	case "os":
-		if l.os != nil {
-			return fmt.Errorf("%w: more than one <os> in <domain>", ErrInvalid)
+		if l.OS != nil {
+			return invalid("more than one <os> in <domain>")
 		}
-		l.os = &s
+		l.OS = &s
 	}
 	return nil
 }
@@ -147,7 +159,7 @@ func (l *layout) record(name []byte, s span) error {
 func checkText(t []byte, outside bool) error {
 	if outside {
 		if len(bytes.TrimSpace(t)) != 0 {
-			return fmt.Errorf("text outside the root element")
+			return reason("text outside the root element")
 		}
 		return nil
 	}
@@ -163,7 +175,7 @@ func checkRefs(t []byte) error {
 		t = t[amp+1:]
 		semi := bytes.IndexByte(t, ';')
 		if semi < 0 || !validRef(t[:semi]) {
-			return fmt.Errorf("invalid character reference")
+			return reason("invalid character reference")
 		}
 		t = t[semi+1:]
 	}
@@ -197,7 +209,7 @@ func validRef(r []byte) bool {
 func startTag(b []byte) ([]byte, int, bool, error) {
 	n := nameLen(b[1:])
 	if n == 0 {
-		return nil, 0, false, fmt.Errorf("bad tag")
+		return nil, 0, false, reason("bad tag")
 	}
 	name := b[1 : 1+n]
 	i := 1 + n
@@ -207,7 +219,7 @@ func startTag(b []byte) ([]byte, int, bool, error) {
 		sp := spaces(b[i:])
 		i += sp
 		if i >= len(b) {
-			return nil, 0, false, fmt.Errorf("tag <%s not closed", name)
+			return nil, 0, false, reason("tag <" + string(name) + " not closed")
 		}
 		switch b[i] {
 		case '>':
@@ -216,43 +228,43 @@ func startTag(b []byte) ([]byte, int, bool, error) {
 			if i+1 < len(b) && b[i+1] == '>' {
 				return name, i + 2, true, nil
 			}
-			return nil, 0, false, fmt.Errorf("bad tag <%s", name)
+			return nil, 0, false, reason("bad tag <" + string(name))
 		}
 		if sp == 0 {
-			return nil, 0, false, fmt.Errorf("attributes of <%s> need white space between them", name)
+			return nil, 0, false, reason("attributes of <" + string(name) + "> need white space between them")
 		}
 		an := nameLen(b[i:])
 		if an == 0 {
-			return nil, 0, false, fmt.Errorf("bad attribute in <%s>", name)
+			return nil, 0, false, reason("bad attribute in <" + string(name) + ">")
 		}
 		attr := b[i : i+an]
 		for _, a := range attrs {
 			if bytes.Equal(a, attr) {
-				return nil, 0, false, fmt.Errorf("attribute %s repeated in <%s>", attr, name)
+				return nil, 0, false, reason("attribute " + string(attr) + " repeated in <" + string(name) + ">")
 			}
 		}
 		attrs = append(attrs, attr)
 		i += an
 		i += spaces(b[i:])
 		if i >= len(b) || b[i] != '=' {
-			return nil, 0, false, fmt.Errorf("attribute %s of <%s> has no value", attr, name)
+			return nil, 0, false, reason("attribute " + string(attr) + " of <" + string(name) + "> has no value")
 		}
 		i++
 		i += spaces(b[i:])
 		if i >= len(b) || (b[i] != '\'' && b[i] != '"') {
-			return nil, 0, false, fmt.Errorf("attribute %s of <%s> is not quoted", attr, name)
+			return nil, 0, false, reason("attribute " + string(attr) + " of <" + string(name) + "> is not quoted")
 		}
 		q := b[i]
 		end := bytes.IndexByte(b[i+1:], q)
 		if end < 0 {
-			return nil, 0, false, fmt.Errorf("attribute %s of <%s> not closed", attr, name)
+			return nil, 0, false, reason("attribute " + string(attr) + " of <" + string(name) + "> not closed")
 		}
 		v := b[i+1 : i+1+end]
 		if bytes.IndexByte(v, '<') >= 0 {
-			return nil, 0, false, fmt.Errorf("'<' in attribute %s of <%s>", attr, name)
+			return nil, 0, false, reason("'<' in attribute " + string(attr) + " of <" + string(name) + ">")
 		}
 		if err := checkRefs(v); err != nil {
-			return nil, 0, false, fmt.Errorf("%v in attribute %s of <%s>", err, attr, name)
+			return nil, 0, false, reason(err.Error() + " in attribute " + string(attr) + " of <" + string(name) + ">")
 		}
 		i += 1 + end + 1
 	}
