@@ -161,7 +161,8 @@ func TestFailuresAreOneLine(t *testing.T) {
 		{"truncated XML in migrate", "<domain><name>vm</name><os><loader", []string{"vm", "migrate", "begin", "-"}, 1, "invalid domain XML"},
 		{"DOCTYPE with entities", "<!DOCTYPE d [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>]><domain>&b;</domain>", []string{"vm", "prepare", "begin", "-"}, 1, "invalid domain XML"},
 		{"two os", "<domain><name>vm</name><os/><os/></domain>", []string{"vm", "restore", "begin", "-"}, 1, "more than one <os>"},
-		{"two nvram", "<domain><name>vm</name><os><nvram>/a</nvram><nvram>/b</nvram></os></domain>", []string{"vm", "prepare", "begin", "-"}, 1, "more than one <nvram>"},
+		{"two nvram", "<domain><name>vm</name><os><loader readonly='yes' type='pflash'>/c</loader><nvram>/a</nvram><nvram>/b</nvram></os></domain>", []string{"vm", "prepare", "begin", "-"}, 1, "more than one <nvram>"},
+		{"two nvram without a loader", "<domain><name>vm</name><os><nvram>/a</nvram><nvram>/b</nvram></os></domain>", []string{"vm", "prepare", "begin", "-"}, 0, ""},
 		{"non-UTF-8", "<domain><name>\xff</name></domain>", []string{"vm", "prepare", "begin", "-"}, 1, "not UTF-8"},
 		{"50 MiB of garbage in prepare", strings.Repeat("garbage\x00<", 50<<20/9), []string{"vm", "prepare", "begin", "-"}, 1, "invalid domain XML"},
 		{"50 MiB of garbage in stopped", strings.Repeat("garbage\x00<", 50<<20/9), []string{"vm", "stopped", "end", "-"}, 0, ""},
@@ -234,5 +235,57 @@ func TestConcurrentHooks(t *testing.T) {
 	entries, _ := os.ReadDir(h.nvram)
 	if len(entries) != 201 {
 		t.Errorf("nvram dir holds %d entries, want 201 varstores and no temp file", len(entries))
+	}
+}
+
+// TestEarlyExit checks, through GODEBUG=inittrace=1 (one line per package
+// initialiser that does work), that calls without work exit in
+// internal/early before the heavy packages initialise, and that calls
+// with work get the whole program. The cases run in order: the second
+// prepare finds the varstore the first one created. Importing etree, logrus or ini.v1 into
+// early's dependencies, or a Go release that orders initialisers
+// differently, fails this test instead of silently slowing every hook call.
+func TestEarlyExit(t *testing.T) {
+	h := newFakeHost(t)
+	bios := []byte("<domain type='kvm'><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><boot dev='hd'/></os></domain>")
+	heavy := []string{"github.com/beevik/etree", "github.com/sirupsen/logrus", "gopkg.in/ini%2ev1", "encoding/xml", "regexp"}
+	for _, tt := range []struct {
+		name   string
+		sample string
+		stdin  []byte
+		args   []string
+		early  bool
+	}{
+		{"start", "uefi-custom--start.xml", nil, []string{"uefi-custom", "start", "begin", "-"}, true},
+		{"release", "uefi-custom--release.xml", nil, []string{"uefi-custom", "release", "end", "-"}, true},
+		{"prepare of a BIOS domain", "", bios, []string{"vm", "prepare", "begin", "-"}, true},
+		{"restore of a BIOS domain", "", bios, []string{"vm", "restore", "begin", "-"}, true},
+		{"prepare of a UEFI domain creating its varstore", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, false},
+		{"prepare of a UEFI domain whose varstore exists", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, true},
+		{"migrate of a UEFI domain", "uefi-custom--migrate.xml", nil, []string{"uefi-custom", "migrate", "begin", "-"}, false},
+		{"malformed prepare", "", []byte("<domain><os>"), []string{"vm", "prepare", "begin", "-"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stdin := tt.stdin
+			if tt.sample != "" {
+				stdin = h.xml(t, tt.sample)
+			}
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Env = []string{"LC_ALL=C", "GODEBUG=inittrace=1", "LIBVIRT_NVRAM_HOOK_CONFIG=" + h.conf}
+			cmd.Stdin = bytes.NewReader(stdin)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			cmd.Run()
+			trace := errb.String()
+			if !strings.Contains(trace, "init os @") {
+				t.Fatalf("no init trace on stderr:\n%s", trace)
+			}
+			for _, p := range heavy {
+				ran := strings.Contains(trace, "init "+p+" @")
+				if ran == tt.early {
+					t.Errorf("package %s initialised: %v, want %v\n%s", p, ran, !tt.early, trace)
+				}
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/early"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/hookcall"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/logging"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
@@ -49,12 +50,15 @@ type Env struct {
 	ConfigHome     string // non-empty: a session daemon's defaults, under this directory
 	DevLog         string // syslog socket deciding the default log target
 	Euid           int
+	// Doc, when set, is the domain XML internal/early already read from
+	// Stdin (and checked) before the program initialised.
+	Doc *early.Doc
 }
 
 // Main runs the program for a real process.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid()}
+		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid(), Doc: early.Document()}
 	if e.Euid != 0 {
 		// Not root: a session daemon (qemu:///session) runs us as its
 		// user, with HOME set; its files live under ~/.config.
@@ -92,7 +96,7 @@ func runHook(e Env, call hookcall.Call) int {
 	}
 	start := time.Now()
 	h := &hookRun{env: e, call: call, planner: e.planner()}
-	d, err := domain.Read(e.Stdin)
+	d, err := e.domain()
 	if err != nil {
 		return h.fail(fmt.Errorf("cannot use the domain XML for %q (%s %s): %w", call.Domain, call.Op, call.SubOp, err))
 	}
@@ -145,6 +149,18 @@ func runHook(e Env, call hookcall.Call) int {
 	}
 	log.WithField("duration", time.Since(start).Round(time.Microsecond).String()).Debug("done")
 	return ExitOK
+}
+
+// domain reads and parses the domain XML on stdin, or parses what
+// internal/early read and checked already.
+func (e Env) domain() (*domain.Domain, error) {
+	if e.Doc == nil {
+		return domain.Read(e.Stdin)
+	}
+	if e.Doc.Err != nil {
+		return nil, e.Doc.Err
+	}
+	return domain.ParseChecked(e.Doc.Data, e.Doc.Layout)
 }
 
 func (e Env) planner() *plan.Planner {
