@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/qemuconf"
 )
@@ -91,7 +92,14 @@ type Catalog struct {
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
 
-	resolved map[string]string // resolve's results, by path
+	ids map[string]fileID // identity's results, by path
+}
+
+// fileID identifies a file whatever path (symlink, hard link) reaches it.
+// The zero value means "no such file".
+type fileID struct {
+	dev, ino uint64
+	regular  bool
 }
 
 // Find returns the template for the query's loader. The domain's own
@@ -117,11 +125,11 @@ func (c *Catalog) Find(q Query) (Hit, error) {
 // the loader. Config and qemu.conf entries are what is being checked, so
 // they do not count.
 func (c *Catalog) Layout(q Query) (Pair, bool) {
-	if c.resolved == nil {
-		c.resolved = map[string]string{} // shared with the sub-catalogs
+	if c.ids == nil {
+		c.ids = map[string]fileID{} // shared with the sub-catalogs
 	}
 	for _, src := range []Source{FromDescriptor, FromTable} {
-		sub := &Catalog{resolved: c.resolved}
+		sub := &Catalog{ids: c.ids}
 		for _, p := range c.Pairs {
 			if p.Source == src {
 				sub.Pairs = append(sub.Pairs, p)
@@ -155,11 +163,13 @@ func (c *Catalog) Candidates(q Query) []Candidate {
 }
 
 // each walks the candidates in Candidates' order until yield returns
-// false. Symlinks are resolved only when a group has no literal fit, and
-// each path at most once per catalog: every resolution is a few lstat
-// calls, and the built-in table alone holds dozens of paths.
+// false. Symlinks are resolved only when a group has no literal fit, by
+// comparing files (device and inode after following symlinks), one stat
+// per path and catalog: resolving each path component by component cost
+// a few lstat calls per path, and the built-in table alone holds dozens.
 func (c *Catalog) each(q Query, yield func(Candidate) bool) {
-	resolvedLoader, loaderDone := "", false
+	var loaderID fileID
+	loaderDone := false
 	for start := 0; start < len(c.Pairs); {
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
@@ -174,9 +184,9 @@ func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 				}
 				if !literal {
 					if !loaderDone {
-						resolvedLoader, loaderDone = c.resolve(q.Loader), true
+						loaderID, loaderDone = c.identity(q.Loader), true
 					}
-					if resolvedLoader == "" || c.resolve(p.Code) != resolvedLoader {
+					if loaderID == (fileID{}) || c.identity(p.Code) != loaderID {
 						continue
 					}
 				}
@@ -192,16 +202,23 @@ func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 	}
 }
 
-func (c *Catalog) resolve(p string) string {
-	if r, ok := c.resolved[p]; ok {
-		return r
+// identity returns the file p names, following symlinks, stat'ing each
+// path once per catalog.
+func (c *Catalog) identity(p string) fileID {
+	if id, ok := c.ids[p]; ok {
+		return id
 	}
-	if c.resolved == nil {
-		c.resolved = map[string]string{}
+	if c.ids == nil {
+		c.ids = map[string]fileID{}
 	}
-	r := resolve(p)
-	c.resolved[p] = r
-	return r
+	var id fileID
+	if fi, err := os.Stat(p); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			id = fileID{dev: uint64(st.Dev), ino: st.Ino, regular: fi.Mode().IsRegular()}
+		}
+	}
+	c.ids[p] = id
+	return id
 }
 
 // match returns the first fitting candidate and the reasons of those
@@ -218,16 +235,6 @@ func (c *Catalog) match(q Query) (*Candidate, []string) {
 		return true
 	})
 	return found, rejected
-}
-
-// resolve returns the symlink-free absolute path of p, or "" when it does
-// not exist: a missing file matches nothing by resolution.
-func resolve(p string) string {
-	r, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return ""
-	}
-	return r
 }
 
 // Sources says where to look. Empty fields switch a source off.
@@ -290,7 +297,7 @@ func Load(s Sources) *Catalog {
 		n := 0
 		for _, e := range s.Table {
 			code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
-			if exists(code) && exists(vars) {
+			if c.identity(code).regular && c.identity(vars).regular {
 				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
 				n++
 			}
@@ -298,9 +305,4 @@ func Load(s Sources) *Catalog {
 		c.Consulted = append(c.Consulted, fmt.Sprintf("built-in table (%d pairs present)", n))
 	}
 	return c
-}
-
-func exists(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular()
 }
