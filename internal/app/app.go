@@ -187,8 +187,9 @@ func (h *hookRun) create(log *logrus.Entry, dec *plan.Decision) int {
 		return h.fail(err)
 	}
 	opt := varstore.Options{UID: -1, GID: -1, Format: dec.Format, TemplateFormat: dec.TemplateFormat}
-	if p, err := exec.LookPath("qemu-img"); err == nil {
-		opt.QemuImg = p // only run when the formats differ
+	opt.QemuImg = func() string {
+		p, _ := exec.LookPath("qemu-img") // only when the formats differ
+		return p
 	}
 	if h.env.Euid == 0 || cfg.User != "" || cfg.Group != "" {
 		// As root, the file goes to the qemu user; a session daemon (not

@@ -20,7 +20,7 @@ func TestConvertFormats(t *testing.T) {
 	fw, nv := t.TempDir(), t.TempDir()
 	raw := randomBytes(t, 540672)
 	rawTmpl := writeTemplate(t, fw, raw)
-	res, err := Create(nv, "vm_VARS.qcow2", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", QemuImg: qemuImg})
+	res, err := Create(nv, "vm_VARS.qcow2", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", QemuImg: func() string { return qemuImg }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestConvertFormats(t *testing.T) {
 		t.Errorf("mode %v", fi.Mode().Perm())
 	}
 	// Back to raw: the bytes the guest sees are the template's.
-	res, err = Create(nv, "back_VARS.fd", q, Options{UID: -1, GID: -1, Format: "raw", TemplateFormat: "qcow2", QemuImg: qemuImg})
+	res, err = Create(nv, "back_VARS.fd", q, Options{UID: -1, GID: -1, Format: "raw", TemplateFormat: "qcow2", QemuImg: func() string { return qemuImg }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,12 +51,12 @@ func TestConvertFormats(t *testing.T) {
 	noTempLeft(t, nv)
 
 	// A declared templateFormat that the content contradicts is refused.
-	_, err = Create(nv, "lie_VARS.fd", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", TemplateFormat: "qcow2", QemuImg: qemuImg})
+	_, err = Create(nv, "lie_VARS.fd", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", TemplateFormat: "qcow2", QemuImg: func() string { return qemuImg }})
 	if !errors.Is(err, ErrFormat) {
 		t.Errorf("err = %v, want ErrFormat", err)
 	}
 	// A failing qemu-img leaves nothing behind.
-	_, err = Create(nv, "fail_VARS.qcow2", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", QemuImg: "/bin/false"})
+	_, err = Create(nv, "fail_VARS.qcow2", rawTmpl, Options{UID: -1, GID: -1, Format: "qcow2", QemuImg: func() string { return "/bin/false" }})
 	if err == nil {
 		t.Error("a failing converter succeeded")
 	}

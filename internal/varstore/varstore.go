@@ -45,9 +45,11 @@ type Options struct {
 	// TemplateFormat is what the template is declared to be (libvirt's
 	// templateFormat=); "" trusts its content.
 	TemplateFormat string
-	// QemuImg is the qemu-img binary used to convert a template whose
-	// format differs from Format; "" refuses such a template.
-	QemuImg string
+	// QemuImg finds the qemu-img binary that converts a template whose
+	// format differs from Format. It is called only then (a PATH search
+	// costs a dozen stats on every create otherwise); nil or "" refuses
+	// such a template.
+	QemuImg func() string
 	MaxSize int64 // 0 = MaxTemplateSize
 }
 
@@ -115,6 +117,15 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 		return res, err
 	}
 	defer src.Close()
+	qemuImg := ""
+	if opt.Format != "" && srcFormat != opt.Format {
+		if opt.QemuImg != nil {
+			qemuImg = opt.QemuImg()
+		}
+		if qemuImg == "" {
+			return res, fmt.Errorf("%w: template %s is %s, the varstore is declared %s, and converting needs qemu-img (Debian, Ubuntu: qemu-utils; Fedora: qemu-img)", ErrFormat, template, srcFormat, opt.Format)
+		}
+	}
 
 	removeStale(dfd)
 	tmp, err := tempName(name)
@@ -148,8 +159,8 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 		return res, err
 	}
 	var method string
-	if opt.Format != "" && srcFormat != opt.Format {
-		method, err = "qemu-img convert", convert(opt.QemuImg, template, srcFormat, opt.Format, dst)
+	if qemuImg != "" {
+		method, err = "qemu-img convert", convert(qemuImg, template, srcFormat, opt.Format, dst)
 		if err == nil {
 			size, err = convertedSize(dst, opt.Format)
 		}
@@ -252,8 +263,6 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 	case err != nil:
 	case opt.TemplateFormat != "" && opt.TemplateFormat != format:
 		err = fmt.Errorf("%w: template %s is %s, declared templateFormat='%s'", ErrFormat, path, format, opt.TemplateFormat)
-	case opt.Format != "" && format != opt.Format && opt.QemuImg == "":
-		err = fmt.Errorf("%w: template %s is %s, the varstore is declared %s, and converting needs qemu-img (Debian, Ubuntu: qemu-utils; Fedora: qemu-img)", ErrFormat, path, format, opt.Format)
 	}
 	if err != nil {
 		f.Close()
