@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,4 +344,113 @@ func commitTwice(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "tmp2")); err != nil {
 		t.Errorf("the losing temp file must stay for the caller to remove: %v", err)
 	}
+}
+
+// TestSplit: the copiers' shares cover every data byte once, in order, cut
+// only at block boundaries, and are about equal.
+func TestSplit(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		data []extent
+		n    int
+	}{
+		{"nothing", nil, 2},
+		{"one extent, two copiers", []extent{{0, 64 << 20}}, 2},
+		{"one extent, three copiers", []extent{{0, 64<<20 + 123}}, 3},
+		{"islands", []extent{{4096, 8192}, {1 << 20, 9 << 20}, {10 << 20, 10<<20 + 5000}}, 2},
+		{"smaller than a block", []extent{{0, 100}}, 4},
+		{"one copier", []extent{{0, 4096}, {8192, 12288}}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var total int64
+			for _, e := range tt.data {
+				total += e.to - e.from
+			}
+			parts := split(tt.data, total, tt.n)
+			if len(parts) == 0 || len(parts) > tt.n {
+				t.Fatalf("%d parts for %d copiers", len(parts), tt.n)
+			}
+			var got []extent
+			for i, p := range parts {
+				var n int64
+				for _, e := range p {
+					n += e.to - e.from
+					if e.from%block != 0 && !startsAnExtent(tt.data, e.from) {
+						t.Errorf("part %d cut at %d, not a block boundary", i, e.from)
+					}
+					got = append(got, e)
+				}
+				if share := (total + int64(tt.n) - 1) / int64(tt.n); n > share+block {
+					t.Errorf("part %d has %d bytes, share is %d", i, n, share)
+				}
+			}
+			// Joined back, the parts are the extents.
+			var joined []extent
+			for _, e := range got {
+				if k := len(joined) - 1; k >= 0 && joined[k].to == e.from {
+					joined[k].to = e.to
+					continue
+				}
+				joined = append(joined, e)
+			}
+			if !slices.Equal(joined, tt.data) && !(len(joined) == 0 && len(tt.data) == 0) {
+				t.Errorf("parts %v do not make up %v", parts, tt.data)
+			}
+		})
+	}
+}
+
+func startsAnExtent(data []extent, off int64) bool {
+	for _, e := range data {
+		if e.from == off {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCreateParallelCopy: a template with more data than parallelMin,
+// scattered between holes, with zero runs and data crossing every share
+// boundary, comes out byte for byte and no less sparse.
+func TestCreateParallelCopy(t *testing.T) {
+	fw, nv := t.TempDir(), t.TempDir()
+	tmpl := filepath.Join(fw, "BIG_VARS.fd")
+	const size = 48 << 20
+	f, err := os.Create(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(size)
+	want := make([]byte, size)
+	// 12 MiB of data at 1 MiB, 2 MiB of zeros written in the middle of it,
+	// 5 MiB at 30 MiB + 3 bytes, and a last odd byte.
+	for _, w := range []struct {
+		off int64
+		n   int
+	}{{1 << 20, 12 << 20}, {30<<20 + 3, 5 << 20}, {size - 1, 1}} {
+		b := randomBytes(t, w.n)
+		if w.n > 6<<20 {
+			clear(b[4<<20 : 6<<20])
+		}
+		copy(want[w.off:], b)
+		if _, err := f.WriteAt(b, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	res, err := Create(nv, "vm_VARS.fd", tmpl, Options{UID: -1, GID: -1})
+	if err != nil || !res.Created || res.Size != size {
+		t.Fatalf("Create = %+v, %v", res, err)
+	}
+	got, err := os.ReadFile(filepath.Join(nv, "vm_VARS.fd"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("content differs from the template (%v)", err)
+	}
+	var src, dst syscall.Stat_t
+	syscall.Stat(tmpl, &src)
+	syscall.Stat(filepath.Join(nv, "vm_VARS.fd"), &dst)
+	if dst.Blocks > src.Blocks {
+		t.Errorf("copy allocates %d blocks, the template %d", dst.Blocks, src.Blocks)
+	}
+	noTempLeft(t, nv)
 }
