@@ -93,6 +93,9 @@ type Catalog struct {
 	Problems []error
 
 	ids map[string]fileID // identity's results, by path
+
+	// pending loads the sources not read yet, in lookup order (Lazy).
+	pending []func(*Catalog)
 }
 
 // fileID identifies a file whatever path (symlink, hard link) reaches it.
@@ -125,6 +128,7 @@ func (c *Catalog) Find(q Query) (Hit, error) {
 // the loader. Config and qemu.conf entries are what is being checked, so
 // they do not count.
 func (c *Catalog) Layout(q Query) (Pair, bool) {
+	c.LoadAll()
 	if c.ids == nil {
 		c.ids = map[string]fileID{} // shared with the sub-catalogs
 	}
@@ -170,7 +174,12 @@ func (c *Catalog) Candidates(q Query) []Candidate {
 func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 	var loaderID fileID
 	loaderDone := false
-	for start := 0; start < len(c.Pairs); {
+	for start := 0; ; {
+		for start == len(c.Pairs) && c.loadNext() {
+		}
+		if start == len(c.Pairs) {
+			return
+		}
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
 			end++
@@ -249,11 +258,47 @@ type Sources struct {
 	TableRoot string
 }
 
-// Load builds the catalog. Unreadable sources become Problems, not errors:
-// one broken descriptor must not stop a VM whose template another source
-// knows.
+// Load builds the whole catalog. Unreadable sources become Problems, not
+// errors: one broken descriptor must not stop a VM whose template another
+// source knows.
 func Load(s Sources) *Catalog {
+	c := Lazy(s)
+	c.LoadAll()
+	return c
+}
+
+// Lazy returns a catalog that reads each source only when a lookup gets
+// to it: a loader the config maps never costs the descriptors' JSON or
+// the table's stats. Pairs, Consulted and Problems are complete only
+// after LoadAll (Layout and a failed Find load everything themselves).
+func Lazy(s Sources) *Catalog {
 	c := &Catalog{}
+	c.pending = []func(*Catalog){
+		func(c *Catalog) { c.loadConfig(s) },
+		func(c *Catalog) { c.loadDescriptors(s) },
+		func(c *Catalog) { c.loadQemuConf(s) },
+		func(c *Catalog) { c.loadTable(s) },
+	}
+	return c
+}
+
+// LoadAll reads the sources not read yet.
+func (c *Catalog) LoadAll() {
+	for c.loadNext() {
+	}
+}
+
+func (c *Catalog) loadNext() bool {
+	if len(c.pending) == 0 {
+		return false
+	}
+	load := c.pending[0]
+	c.pending = c.pending[1:]
+	load(c)
+	return true
+}
+
+func (c *Catalog) loadConfig(s Sources) {
 	if s.ConfigPath != "" {
 		c.Consulted = append(c.Consulted, s.ConfigPath)
 	}
@@ -261,48 +306,59 @@ func Load(s Sources) *Catalog {
 		p.Source = FromConfig
 		c.Pairs = append(c.Pairs, p)
 	}
-	if len(s.DescriptorDirs) > 0 {
-		files, err := DescriptorFiles(s.DescriptorDirs)
+}
+
+func (c *Catalog) loadDescriptors(s Sources) {
+	if len(s.DescriptorDirs) == 0 {
+		return
+	}
+	files, err := DescriptorFiles(s.DescriptorDirs)
+	if err != nil {
+		c.Problems = append(c.Problems, err)
+	}
+	for _, f := range files {
+		d, err := ReadDescriptor(f)
 		if err != nil {
 			c.Problems = append(c.Problems, err)
+			continue
 		}
-		for _, f := range files {
-			d, err := ReadDescriptor(f)
-			if err != nil {
-				c.Problems = append(c.Problems, err)
-				continue
-			}
-			if d.SplitFlash() {
-				c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d})
-			}
-		}
-		c.Consulted = append(c.Consulted, fmt.Sprintf("%d firmware descriptors", len(files)))
-	}
-	if s.QemuConf != "" {
-		q, err := qemuconf.Load(s.QemuConf)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			c.Consulted = append(c.Consulted, s.QemuConf+" (absent)")
-		case err != nil:
-			c.Problems = append(c.Problems, err)
-			c.Consulted = append(c.Consulted, s.QemuConf+" (unreadable)")
-		default:
-			for _, p := range q.NVRAM {
-				c.Pairs = append(c.Pairs, Pair{Code: p.Code, Vars: p.Vars, Source: FromQemuConf, Origin: fmt.Sprintf("%s:%d", s.QemuConf, p.Line)})
-			}
-			c.Consulted = append(c.Consulted, s.QemuConf)
+		if d.SplitFlash() {
+			c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d})
 		}
 	}
-	if len(s.Table) > 0 {
-		n := 0
-		for _, e := range s.Table {
-			code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
-			if c.identity(code).regular && c.identity(vars).regular {
-				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
-				n++
-			}
-		}
-		c.Consulted = append(c.Consulted, fmt.Sprintf("built-in table (%d pairs present)", n))
+	c.Consulted = append(c.Consulted, fmt.Sprintf("%d firmware descriptors", len(files)))
+}
+
+func (c *Catalog) loadQemuConf(s Sources) {
+	if s.QemuConf == "" {
+		return
 	}
-	return c
+	q, err := qemuconf.Load(s.QemuConf)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.Consulted = append(c.Consulted, s.QemuConf+" (absent)")
+	case err != nil:
+		c.Problems = append(c.Problems, err)
+		c.Consulted = append(c.Consulted, s.QemuConf+" (unreadable)")
+	default:
+		for _, p := range q.NVRAM {
+			c.Pairs = append(c.Pairs, Pair{Code: p.Code, Vars: p.Vars, Source: FromQemuConf, Origin: fmt.Sprintf("%s:%d", s.QemuConf, p.Line)})
+		}
+		c.Consulted = append(c.Consulted, s.QemuConf)
+	}
+}
+
+func (c *Catalog) loadTable(s Sources) {
+	if len(s.Table) == 0 {
+		return
+	}
+	n := 0
+	for _, e := range s.Table {
+		code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
+		if c.identity(code).regular && c.identity(vars).regular {
+			c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
+			n++
+		}
+	}
+	c.Consulted = append(c.Consulted, fmt.Sprintf("built-in table (%d pairs present)", n))
 }

@@ -144,3 +144,42 @@ func TestQemuConfAbsentAndBroken(t *testing.T) {
 		t.Errorf("broken qemu.conf: problems = %v", c.Problems)
 	}
 }
+
+// TestLazyReadsSourcesOnDemand: a loader the config maps is found without
+// reading the descriptors; a lookup that goes further reads each source
+// once, and the catalog ends up as Load's.
+func TestLazyReadsSourcesOnDemand(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "firmware")
+	write(t, filepath.Join(dir, "10-broken.json"), "{not json")
+	write(t, filepath.Join(dir, "50-desc.json"), descriptor(root+"/D_CODE.fd", root+"/D_VARS.fd"))
+	write(t, root+"/D_CODE.fd", "code")
+	write(t, root+"/D_VARS.fd", "vars")
+	s := Sources{ConfigPath: "hook.conf", ConfigPairs: []Pair{{Code: "/c/CODE.fd", Vars: "/c/VARS.fd", Origin: "hook.conf:3"}}, DescriptorDirs: []string{dir}}
+
+	c := Lazy(s)
+	hit, err := c.Find(Query{Loader: "/c/CODE.fd"})
+	if err != nil || hit.Source != FromConfig {
+		t.Fatalf("Find = %+v, %v", hit, err)
+	}
+	if len(c.Problems) != 0 || len(c.Pairs) != 1 {
+		t.Errorf("descriptors read for a config hit: pairs %v, problems %v", c.Pairs, c.Problems)
+	}
+	hit, err = c.Find(Query{Loader: root + "/D_CODE.fd", Arch: "x86_64", Machine: "pc-q35-9.2"})
+	if err != nil || hit.Source != FromDescriptor {
+		t.Fatalf("Find = %+v, %v", hit, err)
+	}
+	if len(c.Problems) != 1 {
+		t.Errorf("problems %v, want the broken descriptor", c.Problems)
+	}
+	_, err = c.Find(Query{Loader: "/nowhere/CODE.fd"})
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || len(nf.Consulted) != 3 {
+		t.Errorf("not found: %v; want every source consulted", err)
+	}
+	full := Load(s)
+	c.LoadAll()
+	if !reflect.DeepEqual(c.Pairs, full.Pairs) || !reflect.DeepEqual(c.Consulted, full.Consulted) || len(c.Problems) != len(full.Problems) {
+		t.Errorf("lazy catalog %+v differs from Load's %+v", c, full)
+	}
+}

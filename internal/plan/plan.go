@@ -93,7 +93,8 @@ func (p *Planner) Config() (*config.Config, error) {
 	return p.cfg, p.cfgErr
 }
 
-// Catalog builds the firmware catalog on first use.
+// Catalog returns the firmware catalog, built on first use and lazily: a
+// source is read when a lookup gets to it (firmware.Lazy).
 func (p *Planner) Catalog() (*firmware.Catalog, error) {
 	if p.catalog != nil {
 		return p.catalog, nil
@@ -102,7 +103,7 @@ func (p *Planner) Catalog() (*firmware.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.catalog = firmware.Load(Sources(cfg))
+	p.catalog = firmware.Lazy(Sources(cfg))
 	return p.catalog, nil
 }
 
@@ -240,6 +241,7 @@ func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Doma
 	if err != nil {
 		return d, err
 	}
+	cat.LoadAll()
 	var wantSize int64 = -1
 	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
 		if fi, err := os.Stat(d.NVRAM.Path); err == nil {
