@@ -525,3 +525,41 @@ func TestBlockAndNetworkNVRAMLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateRefusalsLeaveNothing: when the size check or the owner lookup
+// fails, the hook fails with that one line, and nothing is left in the
+// nvram directory.
+func TestCreateRefusalsLeaveNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name, extra, want string
+	}{
+		// DESC_CODE.fd's descriptor names 64 KiB DESC_VARS.fd; the config
+		// maps the same loader to a template of another size.
+		{"size check", "", "template size does not match the loader's flash layout"},
+		{"owner lookup", "user = no-such-user-nvram-hook", "varstore owner: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, tt.extra)
+			loader := customLoader
+			if tt.name == "size check" {
+				loader = filepath.Join(h.fw, "DESC_CODE.fd")
+				os.WriteFile(loader, []byte("code"), 0o644)
+				os.WriteFile(filepath.Join(h.fw, "BIG_VARS.fd"), make([]byte, 16<<20), 0o644)
+				conf, _ := os.ReadFile(h.conf)
+				conf = bytes.Replace(conf, []byte("[templates]\n"), []byte("[templates]\nnvram = "+loader+":"+h.fw+"/BIG_VARS.fd\n"), 1)
+				os.WriteFile(h.conf, conf, 0o644)
+			}
+			in := bytes.ReplaceAll(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), []byte(customLoader), []byte(loader))
+			r := h.run(t, in, "uefi-custom", "prepare", "begin", "-")
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want 1 and one line with %q", r.code, r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr, "cannot create varstore") {
+				t.Errorf("the check's error is wrapped: %q", r.stderr)
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("left in the nvram directory: %v", entries)
+			}
+		})
+	}
+}
