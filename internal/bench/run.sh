@@ -184,7 +184,7 @@ section|Start-up cost of linked packages: the minimal program with one package l
 row|go-etree|+ github.com/beevik/etree (and encoding/xml)|
 row|go-logrus|+ github.com/sirupsen/logrus|
 row|go-ini|+ gopkg.in/ini.v1 (and regexp)|
-row|go-json|+ encoding/json (firmware descriptors)|
+row|go-json|+ encoding/json (linked by logrus; descriptors are read without it)|
 row|go-hookdeps|minimal Go + every package outside internal/ the hook links|
 note|A package's cost here is its initialisation (package-level maps, compiled regexps) and the larger binary; the hook pays it on every call, whatever the phase.
 section|migrate/restore filter of a 1 MiB domain XML (2,000 disks, no `<nvram>`; the filter adds it and prints the document; varstore exists)|go-min-1m

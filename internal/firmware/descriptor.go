@@ -1,7 +1,6 @@
 package firmware
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/rawfile"
 )
 
 // Descriptor is the part of a QEMU firmware descriptor (qemu
@@ -49,11 +50,13 @@ type descriptorJSON struct {
 			Format   string `json:"format"`
 		} `json:"nvram-template"`
 	} `json:"mapping"`
-	Targets []struct {
-		Architecture string   `json:"architecture"`
-		Machines     []string `json:"machines"`
-	} `json:"targets"`
-	Features []string `json:"features"`
+	Targets  []targetJSON `json:"targets"`
+	Features []string     `json:"features"`
+}
+
+type targetJSON struct {
+	Architecture string   `json:"architecture"`
+	Machines     []string `json:"machines"`
 }
 
 // DescriptorFiles lists the effective descriptor files of dirs (highest
@@ -98,12 +101,16 @@ func DescriptorFiles(dirs []string) ([]string, error) {
 
 // ReadDescriptor parses one descriptor file.
 func ReadDescriptor(file string) (*Descriptor, error) {
-	data, err := os.ReadFile(file)
+	data, err := rawfile.Read(file)
 	if err != nil {
 		return nil, err
 	}
 	var j descriptorJSON
-	if err := json.Unmarshal(data, &j); err != nil {
+	v, err := parseJSON(data)
+	if err == nil {
+		err = decodeDescriptor(v, &j)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("firmware descriptor %s: %w", file, err)
 	}
 	d := &Descriptor{
