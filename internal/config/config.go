@@ -17,6 +17,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/qemuconf"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/rawfile"
 )
 
 // DefaultPath is where libvirt's other configuration lives.
@@ -144,7 +145,7 @@ func Load(path string, required bool) (*Config, error) {
 
 // LoadOver reads base.Path over base (Default or SessionDefault).
 func LoadOver(base *Config, required bool) (*Config, error) {
-	data, err := os.ReadFile(base.Path)
+	data, err := rawfile.Read(base.Path)
 	if errors.Is(err, os.ErrNotExist) && !required {
 		return base, nil
 	}
