@@ -197,6 +197,7 @@ row|lv-aavmf|libvirt's way: 1 KiB reads/writes, fsync, rename|
 row|c-aavmf|hook `prepare begin` creating it|cp-aavmf<=1.1,alloc<=cp-aavmf
 row|cp-sparse|`cp --sparse=always` + `sync` of a 64 MiB template that is one hole|
 row|c-sparse|hook creating it from that template|
+split|c-aavmf|c-sparse|cp-aavmf|cp-sparse
 note|The hook run includes everything: XML, config, the template lookup (six firmware descriptors, a qemu.conf, the built-in table), the owner lookup, the copy, fsync of the file, the no-replace commit and fsync of the directory. cp and sync are two processes timed together.
 section|Creating a varstore from an OVMF_VARS_4M-like template (540672 bytes of data, no zero block; for information)|cp-ovmf,lv-ovmf
 row|cp-ovmf|`cp --sparse=always`, then `sync FILE`|

@@ -10,6 +10,9 @@
 //	row|CASE|LABEL|TARGETS       TARGETS: comma-separated, empty = information
 //	note|TEXT                    a paragraph under the current table
 //	perfault|A|B                 a paragraph: CPU time per page fault from A to B
+//	split|A|A0|R|R0              a paragraph: A's and R's medians split into
+//	                             what their variants A0 and R0 take and the
+//	                             rest (A-A0 against R-R0)
 //
 // Targets: REF<=X (ratio of medians to REF's), ms<=X (median),
 // rssmib<=X (peak RSS), alloc<=REF (allocated bytes of the created file).
@@ -64,6 +67,8 @@ type section struct {
 	// perFault pairs: the CPU time B spends over A divided by its extra
 	// page faults, a rough price of one fault on this machine.
 	perFault [][2]string
+	// splits: {A, A0, R, R0}, see the spec's split lines.
+	splits [][4]string
 }
 
 type metas []string
@@ -148,6 +153,8 @@ func readSpec(path string) ([]*section, error) {
 			secs[len(secs)-1].rows = append(secs[len(secs)-1].rows, r)
 		case p[0] == "perfault" && len(p) == 3 && len(secs) > 0:
 			secs[len(secs)-1].perFault = append(secs[len(secs)-1].perFault, [2]string{p[1], p[2]})
+		case p[0] == "split" && len(p) == 5 && len(secs) > 0:
+			secs[len(secs)-1].splits = append(secs[len(secs)-1].splits, [4]string{p[1], p[2], p[3], p[4]})
 		case p[0] == "note" && len(p) >= 2 && len(secs) > 0:
 			secs[len(secs)-1].notes = append(secs[len(secs)-1].notes, strings.Join(p[1:], "|"))
 		default:
@@ -238,6 +245,17 @@ func render(secs []*section, res map[string]*result, runs []output, meta []strin
 		}
 		for _, n := range s.notes {
 			fmt.Fprintf(&b, "\n%s\n", n)
+		}
+		for _, sp := range s.splits {
+			a, a0, r, r0 := res[sp[0]], res[sp[1]], res[sp[2]], res[sp[3]]
+			if a == nil || a0 == nil || r == nil || r0 == nil || r.MedianNs <= r0.MedianNs || r0.MedianNs == 0 {
+				continue
+			}
+			da, dr := a.MedianNs-a0.MedianNs, r.MedianNs-r0.MedianNs
+			fmt.Fprintf(&b, "\nSplit of these medians: %s takes %s ms against %s ms for %s (%.2f×), the part without data to copy; "+
+				"the copy itself (%s minus that, against %s minus %s) takes %s ms against %s ms (%.2f×).\n",
+				label(s, sp[1]), ms(a0.MedianNs), ms(r0.MedianNs), label(s, sp[3]), float64(a0.MedianNs)/float64(r0.MedianNs),
+				label(s, sp[0]), label(s, sp[2]), label(s, sp[3]), ms(da), ms(dr), float64(da)/float64(dr))
 		}
 		for _, pf := range s.perFault {
 			a, c := res[pf[0]], res[pf[1]]
