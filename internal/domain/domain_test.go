@@ -3,7 +3,6 @@ package domain
 import (
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -155,22 +154,6 @@ func TestParseAccepts(t *testing.T) {
 	if d.Name != "a & b é" {
 		t.Errorf("name %q: references not decoded", d.Name)
 	}
-}
-
-func TestReadCapsSize(t *testing.T) {
-	r := io.MultiReader(strings.NewReader("<domain>"), io.LimitReader(zeroReader{}, MaxSize+10))
-	if _, err := Read(r); err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Fatalf("Read of an oversized input: err = %v, want a size error", err)
-	}
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = ' '
-	}
-	return len(p), nil
 }
 
 // TestRoundTripUnchanged: a document we do not change must come out with

@@ -52,11 +52,11 @@ func PlainFirmware(data []byte, l *Layout) (fw Firmware, ok bool) {
 		case bytes.HasPrefix(rest, []byte("</")):
 			return fw, true // </os>
 		case bytes.HasPrefix(rest, []byte("<!--")):
-			end := bytes.Index(rest[4:], []byte("-->"))
-			if end < 0 {
+			n := special(rest)
+			if n < 0 {
 				return fw, false
 			}
-			i += 4 + end + 3
+			i += n
 			continue
 		case bytes.HasPrefix(rest, []byte("<!")), bytes.HasPrefix(rest, []byte("<?")):
 			return fw, false // CDATA or a processing instruction directly in <os>
@@ -109,25 +109,14 @@ func closing(b []byte) int {
 		}
 		i += lt
 		rest := b[i:]
+		if n := special(rest); n != 0 {
+			if n < 0 {
+				return -1
+			}
+			i += n
+			continue
+		}
 		switch {
-		case bytes.HasPrefix(rest, []byte("<!--")):
-			end := bytes.Index(rest[4:], []byte("-->"))
-			if end < 0 {
-				return -1
-			}
-			i += 4 + end + 3
-		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
-			end := bytes.Index(rest[9:], []byte("]]>"))
-			if end < 0 {
-				return -1
-			}
-			i += 9 + end + 3
-		case bytes.HasPrefix(rest, []byte("<?")):
-			end := bytes.Index(rest[2:], []byte("?>"))
-			if end < 0 {
-				return -1
-			}
-			i += 2 + end + 2
 		case bytes.HasPrefix(rest, []byte("</")):
 			if depth == 0 {
 				return i
@@ -207,4 +196,20 @@ func plainAttrs(tag []byte) (map[string]string, bool) {
 		attrs[string(name)] = string(v)
 		i += 1 + end + 1
 	}
+}
+
+// special returns the length of the comment, CDATA section or processing
+// instruction at the start of b, 0 if there is none, -1 if it is not
+// closed.
+func special(b []byte) int {
+	for _, m := range [...]struct{ open, close string }{{"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}} {
+		if bytes.HasPrefix(b, []byte(m.open)) {
+			end := bytes.Index(b[len(m.open):], []byte(m.close))
+			if end < 0 {
+				return -1
+			}
+			return len(m.open) + end + len(m.close)
+		}
+	}
+	return 0
 }
