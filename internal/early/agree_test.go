@@ -1,6 +1,7 @@
 package early
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,39 +101,71 @@ func TestAgreesWithPlan(t *testing.T) {
 
 	answered, exists := 0, 0
 	for _, doc := range docs {
-		data := []byte(doc)
-		l, err := xmlscan.Check(data)
-		if err != nil {
-			continue // the full path reports it; early never answers
-		}
-		for _, phase := range []hookcall.Phase{hookcall.Provision, hookcall.Filter} {
-			if !nothingToDo(phase, data, l) {
-				continue
-			}
-			answered++
-			d, err := domain.ParseChecked(data, l)
-			if err != nil {
-				t.Errorf("early answers %v, the parser fails: %v\n%s", phase, err, doc)
-				continue
-			}
-			mode := plan.Prepare
-			if phase == hookcall.Filter {
-				mode = plan.Filter
-			}
-			p := &plan.Planner{ConfigPath: conf, ConfigRequired: true}
-			dec, err := p.Plan(d, mode)
-			switch {
-			case err != nil:
-				t.Errorf("early answers %v, the planner fails: %v\n%s", phase, err, doc)
-			case dec.Action != plan.Nothing && dec.Action != plan.Exists || dec.Notable || dec.AddNVRAM || dec.AddTemplate || dec.NewLoader != "":
-				t.Errorf("early answers %v, the planner decides %+v\n%s", phase, dec, doc)
-			case dec.Action == plan.Exists:
-				exists++
-			}
-		}
+		a, e := agree(t, []byte(doc), conf)
+		answered += a
+		exists += e
 	}
 	t.Logf("%d documents, %d answers by early, %d of them an existing varstore", len(docs), answered, exists)
 	if exists < 5 || answered < 20 {
 		t.Errorf("only %d answers (%d existing varstores): the test no longer exercises early", answered, exists)
 	}
+}
+
+// agree checks one document in both work modes; it returns how many times
+// early answered, and how many of those were an existing varstore.
+func agree(t *testing.T, data []byte, conf string) (answered, exists int) {
+	t.Helper()
+	l, err := xmlscan.Check(data)
+	if err != nil {
+		return 0, 0 // the full path reports it; early never answers
+	}
+	for _, phase := range []hookcall.Phase{hookcall.Provision, hookcall.Filter} {
+		if !nothingToDo(phase, data, l) {
+			continue
+		}
+		answered++
+		d, err := domain.ParseChecked(data, l)
+		if err != nil {
+			t.Errorf("early answers %v, the parser fails: %v\n%s", phase, err, data)
+			continue
+		}
+		mode := plan.Prepare
+		if phase == hookcall.Filter {
+			mode = plan.Filter
+		}
+		p := &plan.Planner{ConfigPath: conf, ConfigRequired: true}
+		dec, err := p.Plan(d, mode)
+		switch {
+		case err != nil:
+			t.Errorf("early answers %v, the planner fails: %v\n%s", phase, err, data)
+		case dec.Action != plan.Nothing && dec.Action != plan.Exists || dec.Notable || dec.AddNVRAM || dec.AddTemplate || dec.NewLoader != "":
+			t.Errorf("early answers %v, the planner decides %+v\n%s", phase, dec, data)
+		case dec.Action == plan.Exists:
+			exists++
+		}
+	}
+	return answered, exists
+}
+
+// FuzzEarlyAgrees is TestAgreesWithPlan on any document: wherever early
+// answers, the whole program decides the same, without an error.
+func FuzzEarlyAgrees(f *testing.F) {
+	root := f.TempDir()
+	nv := filepath.Join(root, "nvram")
+	os.Mkdir(nv, 0o755)
+	conf := filepath.Join(root, "hook.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nadd_template = true\n[templates]\ntranslate_loader = true\n[log]\ntarget = file:%s/log\n", nv, root)), 0o644)
+	os.WriteFile(filepath.Join(nv, "e"), []byte("v"), 0o600)
+	os.Symlink("e", filepath.Join(nv, "l"))
+	files, _ := filepath.Glob("../../testdata/libvirt-9.0/*.xml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(bytes.ReplaceAll(b, []byte("/var/lib/libvirt/qemu/nvram/uefi-custom_VARS.fd"), []byte(nv+"/e")))
+		}
+	}
+	f.Add([]byte("<domain><os><loader readonly='yes' type='pflash'>/c</loader><nvram>" + nv + "/e</nvram></os></domain>"))
+	f.Add([]byte("<domain><os><loader readonly='yes' type='pflash'>/c</loader><nvram type='file'><source file='" + nv + "/l'/></nvram></os></domain>"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		agree(t, data, conf)
+	})
 }
