@@ -101,86 +101,81 @@ func (p *jsonParser) nest() error {
 }
 
 func (p *jsonParser) object() (any, error) {
-	if err := p.nest(); err != nil {
-		return nil, err
-	}
-	p.i++ // {
 	obj := jsonObject{}
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == '}' {
-		p.i++
-		p.depth--
-		return obj, nil
-	}
-	for {
+	err := p.elements('}', func() error {
 		if p.i >= len(p.data) || p.data[p.i] != '"' {
-			return nil, p.fail("expected a key")
+			return p.fail("expected a key")
 		}
 		key, err := p.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.space()
 		if p.i >= len(p.data) || p.data[p.i] != ':' {
-			return nil, p.fail("expected ':'")
+			return p.fail("expected ':'")
 		}
 		p.i++
 		p.space()
 		val, err := p.value()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		obj = append(obj, jsonMember{key.(string), val})
-		p.space()
-		if p.i >= len(p.data) {
-			return nil, p.fail("unexpected end of input")
-		}
-		switch p.data[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
-			p.depth--
-			return obj, nil
-		default:
-			return nil, p.fail("expected ',' or '}'")
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return obj, nil
 }
 
 func (p *jsonParser) array() (any, error) {
-	if err := p.nest(); err != nil {
-		return nil, err
-	}
-	p.i++ // [
 	arr := []any{}
-	p.space()
-	if p.i < len(p.data) && p.data[p.i] == ']' {
-		p.i++
-		p.depth--
-		return arr, nil
-	}
-	for {
+	err := p.elements(']', func() error {
 		val, err := p.value()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		arr = append(arr, val)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return arr, nil
+}
+
+// elements reads an object's members or an array's elements, from the
+// opening bracket at p.i to the closing one, item reading each.
+func (p *jsonParser) elements(closing byte, item func() error) error {
+	if err := p.nest(); err != nil {
+		return err
+	}
+	p.i++ // { or [
+	p.space()
+	if p.i < len(p.data) && p.data[p.i] == closing {
+		p.i++
+		p.depth--
+		return nil
+	}
+	for {
+		if err := item(); err != nil {
+			return err
+		}
 		p.space()
 		if p.i >= len(p.data) {
-			return nil, p.fail("unexpected end of input")
+			return p.fail("unexpected end of input")
 		}
 		switch p.data[p.i] {
 		case ',':
 			p.i++
 			p.space()
-		case ']':
+		case closing:
 			p.i++
 			p.depth--
-			return arr, nil
+			return nil
 		default:
-			return nil, p.fail("expected ',' or ']'")
+			return p.fail("expected ',' or '" + string(closing) + "'")
 		}
 	}
 }
