@@ -142,7 +142,7 @@ func ParseChecked(data []byte, l *xmlscan.Layout) (*Domain, error) {
 	}
 	d.os = os
 	d.FirmwareAuto = os.SelectAttrValue("firmware", "")
-	strict := l.Loader
+	strict := l.HasLoader()
 	if t, err := only(os, "type", strict); err != nil {
 		return nil, err
 	} else if t != nil {

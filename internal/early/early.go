@@ -90,7 +90,7 @@ func run(args []string, stdin io.Reader) (done bool, d *Doc) {
 // filter with a varstore, a block or network <nvram> (a debug line), a
 // missing varstore.
 func nothingToDo(phase hookcall.Phase, data []byte, l *xmlscan.Layout) bool {
-	if !l.Loader {
+	if !l.HasLoader() {
 		return true // BIOS, or <os firmware=...> that libvirt fills in later
 	}
 	fw, ok := xmlscan.PlainFirmware(data, l)

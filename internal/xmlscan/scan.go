@@ -23,7 +23,25 @@ type Layout struct {
 	Name     *Span
 	OS       *Span
 	Features *Span
-	Loader   bool
+	// OSChildren are the child elements of <os>, in document order.
+	OSChildren []Child
+}
+
+// Child is one child element of <os>: its name, its start tag and the
+// whole element (the same span for an empty element).
+type Child struct {
+	Name      string
+	Tag, Elem Span
+}
+
+// HasLoader reports whether <os> has a <loader> child.
+func (l *Layout) HasLoader() bool {
+	for _, c := range l.OSChildren {
+		if c.Name == "loader" {
+			return true
+		}
+	}
+	return false
 }
 
 // scan checks that data is well-formed XML in the subset libvirt writes
@@ -36,6 +54,7 @@ func scan(data []byte) (*Layout, error) {
 	l := &Layout{}
 	var stack [][]byte // open element names, slices of data: no copies
 	var childStart int // start of the current depth-1 element
+	var osChild Child  // the <os> child being read (depth 2)
 	roots := 0
 	i := 0
 	for i < len(data) {
@@ -93,13 +112,17 @@ func scan(data []byte) (*Layout, error) {
 			}
 			stack = stack[:len(stack)-1]
 			i += j + 1
+			if inOS(stack) {
+				osChild.Elem.End = i
+				l.OSChildren = append(l.OSChildren, osChild)
+			}
 			if len(stack) == 1 {
 				if err := l.record(name, Span{childStart, i}); err != nil {
 					return nil, err
 				}
 			}
 		default:
-			name, n, empty, err := startTag(rest)
+			name, n, empty, err := startTag(rest, nil)
 			if err != nil {
 				return nil, invalid(err.Error() + " at byte " + strconv.Itoa(i))
 			}
@@ -112,8 +135,11 @@ func scan(data []byte) (*Layout, error) {
 			if len(stack) == 1 {
 				childStart = i
 			}
-			if len(stack) == 2 && string(stack[1]) == "os" && string(name) == "loader" {
-				l.Loader = true
+			if inOS(stack) {
+				osChild = Child{Name: string(name), Tag: Span{i, i + n}, Elem: Span{i, i + n}}
+				if empty {
+					l.OSChildren = append(l.OSChildren, osChild)
+				}
 			}
 			i += n
 			if !empty {
@@ -132,6 +158,12 @@ func scan(data []byte) (*Layout, error) {
 		return nil, invalid("no root element")
 	}
 	return l, nil
+}
+
+// inOS reports whether the open elements are the root and an <os> in it,
+// so that the element starting or ending there is a child of <os>.
+func inOS(stack [][]byte) bool {
+	return len(stack) == 2 && string(stack[1]) == "os"
 }
 
 // record notes a child of the root the hook reads.
@@ -205,8 +237,9 @@ func validRef(r []byte) bool {
 }
 
 // startTag parses "<name attr='v' ...>" or ".../>" at the start of b and
-// returns the name, the tag's length and whether it is empty.
-func startTag(b []byte) ([]byte, int, bool, error) {
+// returns the name, the tag's length and whether it is empty; visit, when
+// not nil, gets each attribute's name and raw value.
+func startTag(b []byte, visit func(name, value []byte)) ([]byte, int, bool, error) {
 	n := nameLen(b[1:])
 	if n == 0 {
 		return nil, 0, false, reason("bad tag")
@@ -265,6 +298,9 @@ func startTag(b []byte) ([]byte, int, bool, error) {
 		}
 		if err := checkRefs(v); err != nil {
 			return nil, 0, false, reason(err.Error() + " in attribute " + string(attr) + " of <" + string(name) + ">")
+		}
+		if visit != nil {
+			visit(attr, v)
 		}
 		i += 1 + end + 1
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -126,8 +127,8 @@ func TestCheckLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.Loader != tt.loader {
-				t.Errorf("Loader = %v, want %v", l.Loader, tt.loader)
+			if l.HasLoader() != tt.loader {
+				t.Errorf("HasLoader() = %v, want %v", l.HasLoader(), tt.loader)
 			}
 			for _, c := range []struct {
 				what string
@@ -261,5 +262,27 @@ func BenchmarkCheckChars(b *testing.B) {
 		if err := checkChars(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOSChildren: the one scan records every child of <os> with its start
+// tag and whole element, and nothing deeper or outside.
+func TestOSChildren(t *testing.T) {
+	in := "<domain><devices><os><loader/></os></devices><os firmware='efi'>\n <type arch='x86_64'>hvm</type><!-- c --><loader readonly='yes' type='pflash'>/c<x/></loader><nvram/>\n</os></domain>"
+	l, err := Check([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range l.OSChildren {
+		got = append(got, c.Name+"|"+in[c.Tag.Start:c.Tag.End]+"|"+in[c.Elem.Start:c.Elem.End])
+	}
+	want := []string{
+		"type|<type arch='x86_64'>|<type arch='x86_64'>hvm</type>",
+		"loader|<loader readonly='yes' type='pflash'>|<loader readonly='yes' type='pflash'>/c<x/></loader>",
+		"nvram|<nvram/>|<nvram/>",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("OSChildren:\n%q\nwant\n%q", got, want)
 	}
 }
