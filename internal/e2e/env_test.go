@@ -817,27 +817,40 @@ func copyTree(src, dst string, skip func(rel string, d fs.DirEntry) bool, dirsOn
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
+	return copyWith(src, dst, mode, func(in, out *os.File) error {
+		_, err := io.Copy(out, in)
 		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(dst, mode)
+	})
 }
 
 // copySparse copies src to dst leaving holes where src has zero blocks.
 func copySparse(src, dst string, mode os.FileMode) error {
+	return copyWith(src, dst, mode, func(in, out *os.File) error {
+		buf := make([]byte, 64<<10)
+		var off int64
+		for {
+			n, rerr := io.ReadFull(in, buf)
+			if n > 0 {
+				if !isZero(buf[:n]) {
+					if _, err := out.WriteAt(buf[:n], off); err != nil {
+						return err
+					}
+				}
+				off += int64(n)
+			}
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				return out.Truncate(off)
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+	})
+}
+
+// copyWith creates dst (which must not exist) with mode, fills it from src
+// with fill, and closes both.
+func copyWith(src, dst string, mode os.FileMode, fill func(in, out *os.File) error) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -847,28 +860,7 @@ func copySparse(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 64<<10)
-	var off int64
-	for {
-		n, rerr := io.ReadFull(in, buf)
-		if n > 0 {
-			if !isZero(buf[:n]) {
-				if _, err := out.WriteAt(buf[:n], off); err != nil {
-					out.Close()
-					return err
-				}
-			}
-			off += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			out.Close()
-			return rerr
-		}
-	}
-	if err := out.Truncate(off); err != nil {
+	if err := fill(in, out); err != nil {
 		out.Close()
 		return err
 	}
