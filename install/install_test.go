@@ -947,22 +947,31 @@ func TestHookAcceptsSampleConfig(t *testing.T) {
 // debEntry is one line of `dpkg-deb -c`.
 type debEntry struct{ mode, owner, target string }
 
+// buildPackage runs a package build script on bin into a temp dir and
+// checks that it prints the package it built, named want.
+func buildPackage(t *testing.T, script, bin string, env []string, want string) string {
+	t.Helper()
+	out := t.TempDir()
+	r := run(t, env, "bash", here(t, script), bin, out)
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\n%s%s", filepath.Base(script), r.code, r.stdout, r.stderr)
+	}
+	pkg := strings.TrimSpace(r.stdout)
+	if want = filepath.Join(out, want); pkg != want {
+		t.Fatalf("built %q, want %q", pkg, want)
+	}
+	return pkg
+}
+
 func TestBuildDeb(t *testing.T) {
 	needLinux(t)
 	needTool(t, "bash")
 	needTool(t, "dpkg-deb")
 	needTool(t, "gzip")
-	out := t.TempDir()
 	bin := fakeBinary(t, "deb")
 	env := []string{"VERSION=a1b2c3d-dirty", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64"}
-	r := run(t, env, "bash", here(t, "debian/build-deb.sh"), bin, out)
-	if r.code != 0 {
-		t.Fatalf("build-deb.sh: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	deb := strings.TrimSpace(r.stdout)
-	if want := filepath.Join(out, "libvirt-nvram-hook_0.1.0~gita1b2c3d.dirty-1_amd64.deb"); deb != want {
-		t.Fatalf("built %q, want %q", deb, want)
-	}
+	const name = "libvirt-nvram-hook_0.1.0~gita1b2c3d.dirty-1_amd64.deb"
+	deb := buildPackage(t, "debian/build-deb.sh", bin, env, name)
 
 	info := run(t, nil, "dpkg-deb", "-I", deb)
 	wantContains(t, "dpkg-deb -I", info.stdout,
@@ -1052,12 +1061,7 @@ func TestBuildDeb(t *testing.T) {
 	}
 
 	// Same input, same bytes.
-	out2 := t.TempDir()
-	r2 := run(t, env, "bash", here(t, "debian/build-deb.sh"), bin, out2)
-	if r2.code != 0 {
-		t.Fatalf("second build: %s", r2.stderr)
-	}
-	if !bytes.Equal(readFile(t, deb), readFile(t, strings.TrimSpace(r2.stdout))) {
+	if !bytes.Equal(readFile(t, deb), readFile(t, buildPackage(t, "debian/build-deb.sh", bin, env, name))) {
 		t.Error("two builds of the same input differ")
 	}
 }
@@ -1085,17 +1089,9 @@ func TestBuildRPM(t *testing.T) {
 	needTool(t, "bash")
 	needTool(t, "rpmbuild")
 	needTool(t, "rpm")
-	out := t.TempDir()
 	bin := fakeBinary(t, "rpm")
 	env := []string{"VERSION=v1.2.0-3-ga1b2c3d", "SOURCE_DATE_EPOCH=1700000000", "ARCH=x86_64"}
-	r := run(t, env, "bash", here(t, "rpm/build-rpm.sh"), bin, out)
-	if r.code != 0 {
-		t.Fatalf("build-rpm.sh: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	pkg := strings.TrimSpace(r.stdout)
-	if want := filepath.Join(out, "libvirt-nvram-hook-1.2.0+git3.ga1b2c3d-1.x86_64.rpm"); pkg != want {
-		t.Fatalf("built %q, want %q", pkg, want)
-	}
+	pkg := buildPackage(t, "rpm/build-rpm.sh", bin, env, "libvirt-nvram-hook-1.2.0+git3.ga1b2c3d-1.x86_64.rpm")
 	list := run(t, nil, "rpm", "-qp", "--qf", `[%{FILEMODES:perms} %{FILENAMES} %{FILELINKTOS}\n]`, pkg)
 	wantContains(t, "file list", list.stdout,
 		"-rwxr-xr-x /usr/libexec/"+hookName+" \n",
