@@ -173,9 +173,24 @@ func TestPrepare(t *testing.T) {
 		{"existing varstore untouched", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
 			os.WriteFile(filepath.Join(h.nvram, "uefi-custom_VARS.fd"), []byte("guest data"), 0o600)
 		}, 0, "", "", ""},
-		{"symlink at the target refused", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+		{"dangling symlink at the target refused", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
 			os.Symlink(filepath.Join(h.root, "elsewhere"), filepath.Join(h.nvram, "uefi-custom_VARS.fd"))
-		}, 1, "not a regular file (a symlink)", "", ""},
+		}, 1, "not a regular file (a dangling symlink); refusing to create a varstore through it", "", ""},
+		{"existing varstore behind a symlink untouched", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			symlinkedVarstore(t, h)
+		}, 0, "", "", ""},
+		{"existing varstore behind a symlink, outside allowed dirs, untouched", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			symlinkedVarstore(t, h)
+			other := filepath.Join(h.root, "other")
+			os.Mkdir(other, 0o755)
+			os.WriteFile(h.conf, bytes.ReplaceAll(mustRead(t, h.conf), []byte("dir = "+h.nvram), []byte("dir = "+other)), 0o644)
+		}, 0, "", "", ""},
+		{"dangling symlink outside allowed dirs: left to libvirt", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
+			os.Symlink(filepath.Join(h.root, "elsewhere"), filepath.Join(h.nvram, "uefi-custom_VARS.fd"))
+			other := filepath.Join(h.root, "other")
+			os.Mkdir(other, 0o755)
+			os.WriteFile(h.conf, bytes.ReplaceAll(mustRead(t, h.conf), []byte("dir = "+h.nvram), []byte("dir = "+other)), 0o644)
+		}, 0, "", "", "outside allowed_dirs"},
 		{"no template anywhere", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
 			os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n[templates]\ndescriptor_dirs = %s/descriptors\nqemu_conf = %s/qemu.conf\n[log]\ntarget = file:%s\n", h.nvram, h.root, h.root, h.log)), 0o644)
 		}, 1, "no varstore template for loader /srv/fw/CUSTOM_CODE.fd (looked in: domain XML, ", "", ""},
@@ -279,6 +294,31 @@ func onlyNVRAMChanged(t *testing.T, in, out []byte) {
 	xmltest.Same(t, in, undone)
 }
 
+// symlinkedVarstore makes the sample's varstore a symlink to a guest's
+// existing varstore elsewhere, and checks after the test that the file
+// it points to was left as it was.
+func symlinkedVarstore(t *testing.T, h *host) {
+	t.Helper()
+	real := filepath.Join(h.root, "shared", "uefi-custom_VARS.fd")
+	os.Mkdir(filepath.Dir(real), 0o755)
+	if err := os.WriteFile(real, []byte("guest boot entries"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(real)
+	if err := os.Symlink(real, filepath.Join(h.nvram, "uefi-custom_VARS.fd")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		after, err := os.Stat(real)
+		if err != nil || string(mustRead(t, real)) != "guest boot entries" || !after.ModTime().Equal(before.ModTime()) || after.Mode() != before.Mode() {
+			t.Errorf("the varstore behind the symlink changed: %v", err)
+		}
+		if entries, _ := os.ReadDir(filepath.Dir(real)); len(entries) != 1 {
+			t.Errorf("files appeared beside it: %v", entries)
+		}
+	})
+}
+
 func mustRead(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -300,6 +340,25 @@ func snapshot(t *testing.T, dir string) string {
 		fmt.Fprintf(&b, "%s %v %d %x;", e.Name(), fi.Mode(), fi.Size(), data[:min(len(data), 16)])
 	}
 	return b.String()
+}
+
+// TestSymlinkedVarstoreInFilters: the migrate and restore filters leave
+// an existing varstore behind a symlink alone too, and the XML unchanged.
+func TestSymlinkedVarstoreInFilters(t *testing.T) {
+	for _, op := range []string{"migrate", "restore"} {
+		t.Run(op, func(t *testing.T) {
+			h := newHost(t, "")
+			symlinkedVarstore(t, h)
+			before := snapshot(t, h.nvram)
+			r := h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--migrate.xml"), "uefi-custom", op, "begin", "-")
+			if r.code != 0 || r.stdout != "" || r.stderr != "" {
+				t.Errorf("got %+v, want exit 0 and no output", r)
+			}
+			if after := snapshot(t, h.nvram); after != before {
+				t.Errorf("nvram dir changed:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
 }
 
 // TestNoWorkPhases: every phase but prepare, migrate and restore exits 0
@@ -436,6 +495,11 @@ func TestAudit(t *testing.T) {
 	write("mixup", dom("mixup", h.fw+"/DESC_CODE.fd", ""))
 	os.WriteFile(filepath.Join(h.nvram, "mixup_VARS.fd"), make([]byte, 8192), 0o600)
 	write("bios", "<domain><name>bios</name><os><type>hvm</type></os></domain>")
+	write("linked", dom("linked", customLoader, ""))
+	os.WriteFile(filepath.Join(h.root, "linked_VARS.fd"), h.vars, 0o600)
+	os.Symlink(filepath.Join(h.root, "linked_VARS.fd"), filepath.Join(h.nvram, "linked_VARS.fd"))
+	write("dangling", dom("dangling", customLoader, ""))
+	os.Symlink(filepath.Join(h.root, "nothing"), filepath.Join(h.nvram, "dangling_VARS.fd"))
 	before := snapshot(t, h.nvram)
 
 	r := h.run(t, nil, "check", "--audit", defs)
@@ -448,7 +512,9 @@ func TestAudit(t *testing.T) {
 		"PROBLEM  orphan: " + h.nvram + "/orphan_VARS.fd is missing and the next start will fail: no varstore template for loader /srv/fw/NOBODY.fd",
 		"PROBLEM  nosource: " + h.nvram + "/nosource_VARS.fd exists (65536 bytes), but no template is known",
 		"PROBLEM  mixup: " + h.nvram + "/mixup_VARS.fd is 8192 bytes, but loader " + h.fw + "/DESC_CODE.fd takes 4096-byte varstores",
-		"6 domains, 5 with a file varstore, 3 problem(s)",
+		"ok       linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config)",
+		"PROBLEM  dangling: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
+		"8 domains, 7 with a file varstore, 4 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)

@@ -186,11 +186,11 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		dec.Path = nv.Path
 	}
 
-	exists, err := varstore.Exists(dec.Path)
-	if err != nil {
-		return nil, err
-	}
-	if mode == Filter && nv != nil && nv.Template == "" {
+	// A varstore that exists (a symlink to one too: libvirt follows it)
+	// is used as it is, wherever it is. What else is there matters only
+	// inside allowed_dirs, where the hook would create the file.
+	exists, existsErr := varstore.Exists(dec.Path)
+	if mode == Filter && nv != nil && nv.Template == "" && existsErr == nil {
 		if err := p.maybeAddTemplate(dec, d); err != nil {
 			return nil, err
 		}
@@ -209,6 +209,9 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 		dec.Action = Outside
 		dec.Reason = reason
 		return dec, nil
+	}
+	if existsErr != nil {
+		return nil, existsErr
 	}
 	dec.Dir = dir
 	if dec.Template.Template == "" {

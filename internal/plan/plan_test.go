@@ -159,17 +159,28 @@ func TestNoVarstoreReasons(t *testing.T) {
 	}
 }
 
+// TestExistingVarstoreNeedsNoConfig: an existing varstore, a regular file
+// or a symlink to one anywhere, is used as it is without reading the
+// config.
 func TestExistingVarstoreNeedsNoConfig(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "vm_VARS.fd")
-	os.WriteFile(path, []byte("x"), 0o600)
-	p := &Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}
-	dec, err := p.Plan(dom(t, "vm", "<nvram>"+path+"</nvram>"), Prepare)
-	if err != nil || dec.Action != Exists {
-		t.Fatalf("got %+v, %v", dec, err)
-	}
-	if p.cfg != nil || p.cfgErr != nil {
-		t.Error("the config was read for an existing varstore")
+	for _, link := range []bool{false, true} {
+		t.Run(fmt.Sprintf("symlink=%v", link), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "vm_VARS.fd")
+			os.WriteFile(path, []byte("x"), 0o600)
+			if link {
+				path = filepath.Join(dir, "link_VARS.fd")
+				os.Symlink(filepath.Join(dir, "vm_VARS.fd"), path)
+			}
+			p := &Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}
+			dec, err := p.Plan(dom(t, "vm", "<nvram>"+path+"</nvram>"), Prepare)
+			if err != nil || dec.Action != Exists {
+				t.Fatalf("got %+v, %v", dec, err)
+			}
+			if p.cfg != nil || p.cfgErr != nil {
+				t.Error("the config was read for an existing varstore")
+			}
+		})
 	}
 }
 

@@ -60,10 +60,11 @@ type Result struct {
 	Method  string // "reflink" or "sparse copy"
 }
 
-// Exists reports whether a regular file is at path (not following a
-// symlink in the last component). Anything else there is an error: a
-// symlink, dangling or not, a directory or a device is never a varstore
-// we may use or replace.
+// Exists reports whether a varstore is at path as libvirt and QEMU see
+// it: a regular file, or a symlink to one (they follow it; the hook never
+// writes there, so it need not judge where it leads). Anything else there
+// is an error: a dangling symlink (creating through it would write where
+// it points), a directory, a device, a symlink to one of those.
 func Exists(path string) (bool, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -71,6 +72,18 @@ func Exists(path string) (bool, error) {
 	}
 	if err != nil {
 		return false, err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		to, err := os.Stat(path)
+		switch {
+		case err == nil && to.Mode().IsRegular():
+			return true, nil
+		case err == nil:
+			return false, fmt.Errorf("%s: %w (a symlink to %s)", path, ErrNotRegular, kind(to.Mode()))
+		case errors.Is(err, os.ErrNotExist):
+			return false, fmt.Errorf("%s: %w (a dangling symlink); refusing to create a varstore through it", path, ErrNotRegular)
+		}
+		return false, fmt.Errorf("%s: %w (a symlink that cannot be followed: %v)", path, ErrNotRegular, errors.Unwrap(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return false, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(fi.Mode()))

@@ -178,7 +178,11 @@ func TestCreateRefusesNonRegularTargets(t *testing.T) {
 			if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want ErrNotRegular mentioning %q", err, tt.want)
 			}
-			if _, err := Exists(target); !errors.Is(err, ErrNotRegular) {
+			// A symlink to a file is an existing varstore (libvirt follows
+			// it), which Create is never asked to make.
+			if exists, err := Exists(target); tt.name == "symlink to a file" && (!exists || err != nil) {
+				t.Errorf("Exists = %v, %v; want true", exists, err)
+			} else if tt.name != "symlink to a file" && !errors.Is(err, ErrNotRegular) {
 				t.Errorf("Exists: err = %v, want ErrNotRegular", err)
 			}
 			victimAfter, _ := os.ReadFile(victim)
