@@ -1,6 +1,7 @@
 package firmware
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,8 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/rawfile"
 )
 
 // Descriptor is the part of a QEMU firmware descriptor (qemu
@@ -101,16 +100,12 @@ func DescriptorFiles(dirs []string) ([]string, error) {
 
 // ReadDescriptor parses one descriptor file.
 func ReadDescriptor(file string) (*Descriptor, error) {
-	data, err := rawfile.Read(file)
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
 	var j descriptorJSON
-	v, err := parseJSON(data)
-	if err == nil {
-		err = decodeDescriptor(v, &j)
-	}
-	if err != nil {
+	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("firmware descriptor %s: %w", file, err)
 	}
 	d := &Descriptor{

@@ -33,12 +33,15 @@ const (
 // it was declared ("/etc/libvirt/nvram-hook.conf:12", a descriptor file).
 // Descriptor is set for pairs read from a firmware descriptor: only those
 // are matched against the domain's architecture, machine and features.
+// Facts says what is known of the firmware and its template (the built-in
+// table knows them for its entries).
 type Pair struct {
 	Code       string
 	Vars       string
 	Source     Source
 	Origin     string
 	Descriptor *Descriptor
+	Facts      Facts
 }
 
 // Query is what the domain says about the firmware it wants.
@@ -91,11 +94,6 @@ type Catalog struct {
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
-
-	ids map[string]fileID // identity's results, by path
-
-	// pending loads the sources not read yet, in lookup order (Lazy).
-	pending []func(*Catalog)
 }
 
 // fileID identifies a file whatever path (symlink, hard link) reaches it.
@@ -128,12 +126,8 @@ func (c *Catalog) Find(q Query) (Hit, error) {
 // the loader. Config and qemu.conf entries are what is being checked, so
 // they do not count.
 func (c *Catalog) Layout(q Query) (Pair, bool) {
-	c.LoadAll()
-	if c.ids == nil {
-		c.ids = map[string]fileID{} // shared with the sub-catalogs
-	}
 	for _, src := range []Source{FromDescriptor, FromTable} {
-		sub := &Catalog{ids: c.ids}
+		sub := &Catalog{}
 		for _, p := range c.Pairs {
 			if p.Source == src {
 				sub.Pairs = append(sub.Pairs, p)
@@ -167,19 +161,12 @@ func (c *Catalog) Candidates(q Query) []Candidate {
 }
 
 // each walks the candidates in Candidates' order until yield returns
-// false. Symlinks are resolved only when a group has no literal fit, by
-// comparing files (device and inode after following symlinks), one stat
-// per path and catalog: resolving each path component by component cost
-// a few lstat calls per path, and the built-in table alone holds dozens.
+// false. Two paths name the same loader when they reach the same file
+// (device and inode after following symlinks, so hard links count too).
 func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 	var loaderID fileID
 	loaderDone := false
-	for start := 0; ; {
-		for start == len(c.Pairs) && c.loadNext() {
-		}
-		if start == len(c.Pairs) {
-			return
-		}
+	for start := 0; start < len(c.Pairs); {
 		end := start
 		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
 			end++
@@ -193,9 +180,9 @@ func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 				}
 				if !literal {
 					if !loaderDone {
-						loaderID, loaderDone = c.identity(q.Loader), true
+						loaderID, loaderDone = identity(q.Loader), true
 					}
-					if loaderID == (fileID{}) || c.identity(p.Code) != loaderID {
+					if loaderID == (fileID{}) || identity(p.Code) != loaderID {
 						continue
 					}
 				}
@@ -211,22 +198,14 @@ func (c *Catalog) each(q Query, yield func(Candidate) bool) {
 	}
 }
 
-// identity returns the file p names, following symlinks, stat'ing each
-// path once per catalog.
-func (c *Catalog) identity(p string) fileID {
-	if id, ok := c.ids[p]; ok {
-		return id
-	}
-	if c.ids == nil {
-		c.ids = map[string]fileID{}
-	}
+// identity returns the file p names, following symlinks.
+func identity(p string) fileID {
 	var id fileID
 	if fi, err := os.Stat(p); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			id = fileID{dev: uint64(st.Dev), ino: st.Ino, regular: fi.Mode().IsRegular()}
 		}
 	}
-	c.ids[p] = id
 	return id
 }
 
@@ -258,44 +237,16 @@ type Sources struct {
 	TableRoot string
 }
 
-// Load builds the whole catalog. Unreadable sources become Problems, not
-// errors: one broken descriptor must not stop a VM whose template another
-// source knows.
+// Load reads every source, in lookup order. Unreadable sources become
+// Problems, not errors: one broken descriptor must not stop a VM whose
+// template another source knows.
 func Load(s Sources) *Catalog {
-	c := Lazy(s)
-	c.LoadAll()
-	return c
-}
-
-// Lazy returns a catalog that reads each source only when a lookup gets
-// to it: a loader the config maps never costs the descriptors' JSON or
-// the table's stats. Pairs, Consulted and Problems are complete only
-// after LoadAll (Layout and a failed Find load everything themselves).
-func Lazy(s Sources) *Catalog {
 	c := &Catalog{}
-	c.pending = []func(*Catalog){
-		func(c *Catalog) { c.loadConfig(s) },
-		func(c *Catalog) { c.loadDescriptors(s) },
-		func(c *Catalog) { c.loadQemuConf(s) },
-		func(c *Catalog) { c.loadTable(s) },
-	}
+	c.loadConfig(s)
+	c.loadDescriptors(s)
+	c.loadQemuConf(s)
+	c.loadTable(s)
 	return c
-}
-
-// LoadAll reads the sources not read yet.
-func (c *Catalog) LoadAll() {
-	for c.loadNext() {
-	}
-}
-
-func (c *Catalog) loadNext() bool {
-	if len(c.pending) == 0 {
-		return false
-	}
-	load := c.pending[0]
-	c.pending = c.pending[1:]
-	load(c)
-	return true
 }
 
 func (c *Catalog) loadConfig(s Sources) {
@@ -355,8 +306,8 @@ func (c *Catalog) loadTable(s Sources) {
 	n := 0
 	for _, e := range s.Table {
 		code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
-		if c.identity(code).regular && c.identity(vars).regular {
-			c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch})
+		if identity(code).regular && identity(vars).regular {
+			c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch, Facts: e.Facts})
 			n++
 		}
 	}

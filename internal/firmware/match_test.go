@@ -79,9 +79,9 @@ func TestBuiltinTable(t *testing.T) {
 	write(t, filepath.Join(root, "OVMF_VARS.fd"), "vars")
 	write(t, filepath.Join(root, "ONLY_CODE.fd"), "code")
 	table := []TableEntry{
-		{"test", "x86_64", filepath.Join(root, "OVMF_CODE.fd"), filepath.Join(root, "OVMF_VARS.fd")},
-		{"test", "x86_64", filepath.Join(root, "ONLY_CODE.fd"), filepath.Join(root, "MISSING_VARS.fd")},
-		{"other", "x86_64", "/nonexistent/CODE.fd", "/nonexistent/VARS.fd"},
+		{Distro: "test", Code: filepath.Join(root, "OVMF_CODE.fd"), Vars: filepath.Join(root, "OVMF_VARS.fd"), Facts: Facts{Arch: "x86_64"}},
+		{Distro: "test", Code: filepath.Join(root, "ONLY_CODE.fd"), Vars: filepath.Join(root, "MISSING_VARS.fd"), Facts: Facts{Arch: "x86_64"}},
+		{Distro: "other", Code: "/nonexistent/CODE.fd", Vars: "/nonexistent/VARS.fd", Facts: Facts{Arch: "x86_64"}},
 	}
 	c := Load(Sources{Table: table})
 	if len(c.Pairs) != 1 || c.Consulted[0] != "built-in table (1 pairs present)" {

@@ -93,8 +93,7 @@ func (p *Planner) Config() (*config.Config, error) {
 	return p.cfg, p.cfgErr
 }
 
-// Catalog returns the firmware catalog, built on first use and lazily: a
-// source is read when a lookup gets to it (firmware.Lazy).
+// Catalog returns the firmware catalog, built on first use.
 func (p *Planner) Catalog() (*firmware.Catalog, error) {
 	if p.catalog != nil {
 		return p.catalog, nil
@@ -103,7 +102,7 @@ func (p *Planner) Catalog() (*firmware.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.catalog = firmware.Lazy(Sources(cfg))
+	p.catalog = firmware.Load(Sources(cfg))
 	return p.catalog, nil
 }
 
@@ -244,7 +243,6 @@ func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Doma
 	if err != nil {
 		return d, err
 	}
-	cat.LoadAll()
 	var wantSize int64 = -1
 	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
 		if fi, err := os.Stat(d.NVRAM.Path); err == nil {
@@ -261,7 +259,7 @@ func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Doma
 		if c.Descriptor != nil && c.Descriptor.Mismatch(q) != "" {
 			continue
 		}
-		if c.Source == firmware.FromTable && !tableArchFits(c.Origin, d.Arch) {
+		if c.Source == firmware.FromTable && d.Arch != "" && c.Facts.Arch != d.Arch {
 			continue
 		}
 		code, err1 := os.Stat(c.Code)
@@ -286,13 +284,6 @@ func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Doma
 	l.Path = best.Code
 	d2.Loader = &l
 	return &d2, nil
-}
-
-// tableArchFits checks a built-in table entry's architecture (the second
-// word of its origin) against the domain's.
-func tableArchFits(origin, arch string) bool {
-	f := strings.Fields(origin)
-	return arch == "" || len(f) < 2 || f[1] == arch
 }
 
 // maybeAddTemplate records template= for an existing <nvram> when the

@@ -8,9 +8,8 @@ package qemuconf
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
-
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/rawfile"
 )
 
 // Pair is one CODE:VARS entry of the nvram list.
@@ -31,7 +30,7 @@ type Conf struct {
 // Load reads and parses path. A missing file is returned as an error
 // wrapping os.ErrNotExist so that callers can treat it as "not configured".
 func Load(path string) (*Conf, error) {
-	data, err := rawfile.Read(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
