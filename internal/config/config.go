@@ -5,8 +5,6 @@
 package config
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -164,8 +162,7 @@ var Keys = []string{"dir", "allowed_dirs", "user", "group", "add_template",
 var sections = []string{"nvram", "templates", "log"}
 
 // lookupKey says whether key is known in section and whether it may be
-// repeated. A switch, not a map: a package-level map would be built at
-// start-up of every hook call, including the ones that never read a config.
+// repeated.
 func lookupKey(section, key string) (repeatable, known bool) {
 	switch section + "." + key {
 	case "nvram.allowed_dirs", "templates.nvram":
@@ -189,114 +186,130 @@ func ParseOver(base *Config, data []byte) (*Config, error) {
 	c := *base
 	c.AllowedDirs = slices.Clone(base.AllowedDirs)
 	c.DescriptorDirs = slices.Clone(base.DescriptorDirs)
-	path := c.Path
 	c.Present = true
-	lines, probs, bad := scan(data)
-	f, err := ini.LoadSources(ini.LoadOptions{
-		AllowShadows:             true,
-		KeyValueDelimiters:       "=",
-		SpaceBeforeInlineComment: true,
-	}, blankLines(data, bad))
-	if err != nil {
-		if len(probs) == 0 {
-			probs = append(probs, Problem{Msg: err.Error()})
-		}
-		return nil, &Error{Path: path, Problems: probs}
-	}
-	v := validator{lines: lines, probs: probs}
-	if s, err := f.GetSection("nvram"); err == nil {
-		v.abs(s, "dir", &c.NVRAMDir)
-		// HasKey before Key: ini.v1's Key creates what it does not find.
-		if s.HasKey("allowed_dirs") {
-			c.AllowedDirs = nil
-			for i, val := range s.Key("allowed_dirs").ValueWithShadows() {
-				for _, d := range strings.Split(val, ":") {
-					if d = strings.TrimSpace(d); !filepath.IsAbs(d) {
-						v.add("nvram", "allowed_dirs", i, fmt.Sprintf("allowed_dirs entry %q is not an absolute path", d))
-					} else {
-						c.AllowedDirs = append(c.AllowedDirs, filepath.Clean(d))
-					}
+	settings, probs := read(data)
+	v := validator{probs: probs}
+	dirLine, allowedLine := 0, 0 // where dir and the first allowed_dirs are set
+	for _, s := range settings {
+		v.line = s.line
+		switch s.section + "." + s.key {
+		case "nvram.dir":
+			dirLine = s.line
+			if v.nonEmpty(s) {
+				if !filepath.IsAbs(s.value) {
+					v.add(fmt.Sprintf("dir %q is not an absolute path", s.value))
+				}
+				c.NVRAMDir = filepath.Clean(s.value)
+			}
+		case "nvram.allowed_dirs":
+			if allowedLine == 0 {
+				c.AllowedDirs, allowedLine = nil, s.line
+			}
+			for _, d := range strings.Split(s.value, ":") {
+				if d = strings.TrimSpace(d); !filepath.IsAbs(d) {
+					v.add(fmt.Sprintf("allowed_dirs entry %q is not an absolute path", d))
+				} else {
+					c.AllowedDirs = append(c.AllowedDirs, filepath.Clean(d))
 				}
 			}
-		} else if s.HasKey("dir") {
-			c.AllowedDirs = []string{c.NVRAMDir}
-		}
-		v.str(s, "user", &c.User)
-		v.str(s, "group", &c.Group)
-		v.bool(s, "add_template", &c.AddTemplate)
-	}
-	if s, err := f.GetSection("templates"); err == nil {
-		if s.HasKey("nvram") {
-			for i, val := range s.Key("nvram").ValueWithShadows() {
-				code, vars, ok := qemuconf.SplitPair(strings.TrimSpace(val))
-				switch {
-				case !ok:
-					v.add("templates", "nvram", i, fmt.Sprintf("nvram = %q is not CODE:VARS", val))
-				case !filepath.IsAbs(code) || !filepath.IsAbs(vars):
-					v.add("templates", "nvram", i, fmt.Sprintf("nvram = %q: both paths must be absolute", val))
-				default:
-					c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Line: v.line("templates", "nvram", i)})
-				}
+		case "nvram.user":
+			if v.nonEmpty(s) {
+				c.User = s.value
 			}
-		}
-		v.bool(s, "descriptors", &c.Descriptors)
-		v.bool(s, "builtin", &c.Builtin)
-		v.bool(s, "translate_loader", &c.TranslateLoader)
-		if s.HasKey("descriptor_dirs") {
+		case "nvram.group":
+			if v.nonEmpty(s) {
+				c.Group = s.value
+			}
+		case "nvram.add_template":
+			v.bool(s, &c.AddTemplate)
+		case "templates.nvram":
+			code, vars, ok := qemuconf.SplitPair(s.value)
+			switch {
+			case !ok:
+				v.add(fmt.Sprintf("nvram = %q is not CODE:VARS", s.value))
+			case !filepath.IsAbs(code) || !filepath.IsAbs(vars):
+				v.add(fmt.Sprintf("nvram = %q: both paths must be absolute", s.value))
+			default:
+				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Line: s.line})
+			}
+		case "templates.descriptors":
+			v.bool(s, &c.Descriptors)
+		case "templates.builtin":
+			v.bool(s, &c.Builtin)
+		case "templates.translate_loader":
+			v.bool(s, &c.TranslateLoader)
+		case "templates.descriptor_dirs":
 			c.DescriptorDirs = nil
-			for _, d := range strings.Split(s.Key("descriptor_dirs").String(), ":") {
+			for _, d := range strings.Split(s.value, ":") {
 				if d = strings.TrimSpace(d); d == "" {
 					continue
 				} else if !filepath.IsAbs(d) {
-					v.add("templates", "descriptor_dirs", 0, fmt.Sprintf("descriptor_dirs entry %q is not an absolute path", d))
+					v.add(fmt.Sprintf("descriptor_dirs entry %q is not an absolute path", d))
 				} else {
 					c.DescriptorDirs = append(c.DescriptorDirs, d)
 				}
 			}
-		}
-		if s.HasKey("qemu_conf") {
-			c.QemuConf = strings.TrimSpace(s.Key("qemu_conf").String())
+		case "templates.qemu_conf":
+			c.QemuConf = s.value
 			if c.QemuConf != "" && !filepath.IsAbs(c.QemuConf) {
-				v.add("templates", "qemu_conf", 0, fmt.Sprintf("qemu_conf %q is not an absolute path (leave it empty to not read qemu.conf)", c.QemuConf))
+				v.add(fmt.Sprintf("qemu_conf %q is not an absolute path (leave it empty to not read qemu.conf)", c.QemuConf))
+			}
+		case "log.target":
+			if v.nonEmpty(s) {
+				c.LogTarget = s.value
+				t := s.value
+				if t != "syslog" && t != "stderr" && !(strings.HasPrefix(t, "file:") && filepath.IsAbs(t[5:])) {
+					v.add(fmt.Sprintf("target %q: use syslog, stderr or file:/ABSOLUTE/PATH", t))
+				}
+			}
+		case "log.level":
+			if v.nonEmpty(s) {
+				c.LogLevel = s.value
+				switch s.value {
+				case "error", "warning", "info", "debug":
+				default:
+					v.add(fmt.Sprintf("level %q: use error, warning, info or debug", s.value))
+				}
 			}
 		}
 	}
-	if s, err := f.GetSection("log"); err == nil {
-		if v.str(s, "target", &c.LogTarget) {
-			t := c.LogTarget
-			if t != "syslog" && t != "stderr" && !(strings.HasPrefix(t, "file:") && filepath.IsAbs(t[5:])) {
-				v.add("log", "target", 0, fmt.Sprintf("target %q: use syslog, stderr or file:/ABSOLUTE/PATH", t))
-			}
-		}
-		if v.str(s, "level", &c.LogLevel) {
-			switch c.LogLevel {
-			case "error", "warning", "info", "debug":
-			default:
-				v.add("log", "level", 0, fmt.Sprintf("level %q: use error, warning, info or debug", c.LogLevel))
-			}
-		}
+	if dirLine != 0 && allowedLine == 0 {
+		c.AllowedDirs = []string{c.NVRAMDir}
 	}
 	if len(v.probs) == 0 && !Within(c.NVRAMDir, c.AllowedDirs) {
-		v.add("nvram", "allowed_dirs", 0, fmt.Sprintf("dir %s is not inside allowed_dirs %s: generated varstores could not be created", c.NVRAMDir, strings.Join(c.AllowedDirs, ":")))
+		v.line = max(allowedLine, dirLine)
+		v.add(fmt.Sprintf("dir %s is not inside allowed_dirs %s: generated varstores could not be created", c.NVRAMDir, strings.Join(c.AllowedDirs, ":")))
 	}
 	if len(v.probs) > 0 {
-		return nil, &Error{Path: path, Problems: v.probs}
+		return nil, &Error{Path: c.Path, Problems: v.probs}
 	}
 	return &c, nil
 }
 
-// scan walks the raw text for what ini.v1 does not keep: line numbers,
-// unknown sections and keys, repeated single-valued keys, and lines that
-// are neither a section, a key nor a comment. It returns the lines of each
-// section.key occurrence in order.
-func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
-	lines := map[string][]int{}
-	bad := map[int]bool{}
+// setting is one "key = value" line of a known key in a known section: the
+// one record of what the file says and where.
+type setting struct {
+	line         int
+	section, key string
+	value        string // as ini.v1 reads it, surrounding white space removed
+}
+
+// iniOptions are the INI dialect of the file: "=" only, and "; comment" or
+// "# comment" after a space ends a value.
+var iniOptions = ini.LoadOptions{KeyValueDelimiters: "=", SpaceBeforeInlineComment: true}
+
+// read walks the file line by line. Section headers, comments and the
+// structure (unknown sections and keys, a single-valued key set twice,
+// lines that are neither) are checked here; each "key = value" line is
+// read by ini.v1 on its own, so that every value carries its own line.
+func read(data []byte) ([]setting, []Problem) {
+	var settings []setting
 	var probs []Problem
+	first := map[string]int{} // section.key -> line of its first setting
 	section := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		l := strings.TrimSpace(sc.Text())
+	for n, raw := range strings.Split(string(data), "\n") {
+		n++
+		l := strings.TrimSpace(raw)
 		switch {
 		case l == "" || l[0] == '#' || l[0] == ';':
 			continue
@@ -304,7 +317,6 @@ func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
 			end := strings.IndexByte(l, ']')
 			if end < 0 {
 				probs = append(probs, Problem{n, fmt.Sprintf("section header %q has no ']'", l)})
-				bad[n] = true
 				section = "?"
 				continue
 			}
@@ -315,96 +327,68 @@ func scan(data []byte) (map[string][]int, []Problem, map[int]bool) {
 			}
 			continue
 		}
-		k, _, ok := strings.Cut(l, "=")
-		if !ok {
+		if !strings.Contains(l, "=") {
 			probs = append(probs, Problem{n, fmt.Sprintf("%q is not 'key = value'", l)})
-			bad[n] = true
 			continue
 		}
-		k = strings.TrimSpace(k)
+		f, err := ini.LoadSources(iniOptions, []byte(l))
+		if err != nil || len(f.Section("").Keys()) != 1 {
+			probs = append(probs, Problem{n, fmt.Sprintf("%q is not 'key = value'", l)})
+			continue
+		}
+		k := f.Section("").Keys()[0]
 		switch section {
 		case "?":
 			continue // already reported
 		case "":
-			probs = append(probs, Problem{n, fmt.Sprintf("key %q is outside any section", k)})
+			probs = append(probs, Problem{n, fmt.Sprintf("key %q is outside any section", k.Name())})
 			continue
 		}
-		repeatable, known := lookupKey(section, k)
+		repeatable, known := lookupKey(section, k.Name())
 		if !known {
-			probs = append(probs, Problem{n, fmt.Sprintf("unknown key %q in [%s]", k, section)})
+			probs = append(probs, Problem{n, fmt.Sprintf("unknown key %q in [%s]", k.Name(), section)})
 			continue
 		}
-		id := section + "." + k
-		if prev := lines[id]; len(prev) > 0 && !repeatable {
-			probs = append(probs, Problem{n, fmt.Sprintf("%s is set twice (first on line %d)", k, prev[0])})
+		id := section + "." + k.Name()
+		if prev, ok := first[id]; ok && !repeatable {
+			probs = append(probs, Problem{n, fmt.Sprintf("%s is set twice (first on line %d)", k.Name(), prev)})
+			continue
 		}
-		lines[id] = append(lines[id], n)
+		if _, ok := first[id]; !ok {
+			first[id] = n
+		}
+		settings = append(settings, setting{line: n, section: section, key: k.Name(), value: strings.TrimSpace(k.String())})
 	}
-	return lines, probs, bad
+	return settings, probs
 }
 
-// blankLines empties the lines scan already reported, keeping the line
-// count, so that ini.v1 can still parse the rest and every other problem
-// is found in the same pass.
-func blankLines(data []byte, bad map[int]bool) []byte {
-	if len(bad) == 0 {
-		return data
-	}
-	ls := bytes.Split(data, []byte("\n"))
-	for n := range bad {
-		ls[n-1] = nil
-	}
-	return bytes.Join(ls, []byte("\n"))
-}
-
+// validator collects problems, each on the line of the setting at hand.
 type validator struct {
-	lines map[string][]int
+	line  int
 	probs []Problem
 }
 
-func (v *validator) line(section, key string, i int) int {
-	if ls := v.lines[section+"."+key]; i < len(ls) {
-		return ls[i]
-	}
-	return 0
+func (v *validator) add(msg string) {
+	v.probs = append(v.probs, Problem{v.line, msg})
 }
 
-func (v *validator) add(section, key string, i int, msg string) {
-	v.probs = append(v.probs, Problem{v.line(section, key, i), msg})
-}
-
-func (v *validator) str(s *ini.Section, key string, dst *string) bool {
-	if !s.HasKey(key) {
-		return false
-	}
-	*dst = strings.TrimSpace(s.Key(key).String())
-	if *dst == "" {
-		v.add(s.Name(), key, 0, fmt.Sprintf("%s is empty (remove the line for the default)", key))
+// nonEmpty reports whether s has a value, and otherwise says so.
+func (v *validator) nonEmpty(s setting) bool {
+	if s.value == "" {
+		v.add(fmt.Sprintf("%s is empty (remove the line for the default)", s.key))
 		return false
 	}
 	return true
 }
 
-func (v *validator) abs(s *ini.Section, key string, dst *string) {
-	if v.str(s, key, dst) {
-		if !filepath.IsAbs(*dst) {
-			v.add(s.Name(), key, 0, fmt.Sprintf("%s %q is not an absolute path", key, *dst))
-		}
-		*dst = filepath.Clean(*dst)
-	}
-}
-
-func (v *validator) bool(s *ini.Section, key string, dst *bool) {
-	if !s.HasKey(key) {
-		return
-	}
-	switch strings.ToLower(strings.TrimSpace(s.Key(key).String())) {
+func (v *validator) bool(s setting, dst *bool) {
+	switch strings.ToLower(s.value) {
 	case "true", "yes", "on", "1":
 		*dst = true
 	case "false", "no", "off", "0":
 		*dst = false
 	default:
-		v.add(s.Name(), key, 0, fmt.Sprintf("%s = %q: use true or false", key, s.Key(key).String()))
+		v.add(fmt.Sprintf("%s = %q: use true or false", s.key, s.value))
 	}
 }
 

@@ -192,3 +192,43 @@ func TestKeysListsEveryKey(t *testing.T) {
 		t.Errorf("Keys lists %d keys; the parser knows 13 (update both)", len(Keys))
 	}
 }
+
+// TestLinesAfterRepeatedValues: ini.v1 keeps one copy of a value given
+// twice, so every line after a repeat must still name its own line: the
+// pairs' origins and the problems.
+func TestLinesAfterRepeatedValues(t *testing.T) {
+	in := `[nvram]
+allowed_dirs = /srv/a
+allowed_dirs = /srv/a
+allowed_dirs = rel
+[templates]
+nvram = /fw/A_CODE.fd:/fw/A_VARS.fd
+nvram = /fw/A_CODE.fd:/fw/A_VARS.fd
+nvram = /fw/B_CODE.fd:/fw/B_VARS.fd
+nvram = bad
+`
+	_, err := Parse("/x.conf", []byte(in))
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("err = %v, want *Error", err)
+	}
+	got := map[int]string{}
+	for _, p := range cerr.Problems {
+		got[p.Line] += p.Msg
+	}
+	if !strings.Contains(got[4], `"rel" is not an absolute path`) || !strings.Contains(got[9], `"bad" is not CODE:VARS`) || len(cerr.Problems) != 2 {
+		t.Errorf("problems %v, want line 4 (rel) and line 9 (bad)", cerr.Problems)
+	}
+	valid := strings.Replace(strings.Replace(in, "= rel", "= /srv/b", 1), "nvram = bad\n", "", 1)
+	c, err := Parse("/x.conf", []byte(valid+"[nvram]\ndir = /srv/a\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Pair{{"/fw/A_CODE.fd", "/fw/A_VARS.fd", 6}, {"/fw/A_CODE.fd", "/fw/A_VARS.fd", 7}, {"/fw/B_CODE.fd", "/fw/B_VARS.fd", 8}}
+	if !reflect.DeepEqual(c.Pairs, want) {
+		t.Errorf("pairs %+v, want %+v", c.Pairs, want)
+	}
+	if want := []string{"/srv/a", "/srv/a", "/srv/b"}; !reflect.DeepEqual(c.AllowedDirs, want) {
+		t.Errorf("allowed_dirs %q, want %q", c.AllowedDirs, want)
+	}
+}
