@@ -915,7 +915,7 @@ func TestHookAcceptsSampleConfig(t *testing.T) {
 	}
 	values := map[string]string{
 		"dir": dir + "/nvram", "allowed_dirs": dir + "/nvram", "user": "root", "group": "root",
-		"add_template": "false", "nvram": dir + "/fw/CODE.fd:" + dir + "/fw/VARS.fd",
+		"add_template": "false", "nvram": dir + "/fw/CODE.fd:" + dir + "/fw/VARS.fd", "varstore": dir + "/fw/ROM.fd:" + dir + "/fw/VARS.json",
 		"builtin": "true", "translate_loader": "false",
 		"descriptors": "true", "descriptor_dirs": dir + "/none1:" + dir + "/none2", "qemu_conf": "",
 		"target": "stderr", "level": "info",

@@ -37,9 +37,9 @@ var DefaultDescriptorDirs = []string{"/etc/qemu/firmware", "/usr/share/qemu/firm
 
 // Pair maps a firmware binary to its varstore template.
 type Pair struct {
-	Code string
-	Vars string
-	Line int
+	Code string // the loader
+	Vars string // its template
+	Line int    // where the pair is set
 }
 
 // Config is the validated configuration.
@@ -53,8 +53,14 @@ type Config struct {
 	Group       string
 	AddTemplate bool
 
-	Pairs   []Pair
-	Builtin bool // the built-in table of distributions' layouts
+	// Pairs are the nvram = CODE:VARS settings: a pflash loader and the
+	// template of its NVRAM file.
+	Pairs []Pair
+	// VarstorePairs are the varstore = ROM:TEMPLATE settings: a rom loader
+	// and the JSON template of its <varstore> (QEMU's uefi-vars device,
+	// libvirt 12.1 and later).
+	VarstorePairs []Pair
+	Builtin       bool // the built-in table of distributions' layouts
 	// TranslateLoader lets the migrate/restore filters replace a loader
 	// path that does not exist on this host by a local equivalent.
 	TranslateLoader bool
@@ -155,7 +161,7 @@ func LoadOver(base *Config, required bool) (*Config, error) {
 
 // Keys lists every key in the order the shipped sample documents them.
 var Keys = []string{"dir", "allowed_dirs", "user", "group", "add_template",
-	"nvram", "builtin", "translate_loader", "descriptors", "descriptor_dirs", "qemu_conf",
+	"nvram", "varstore", "builtin", "translate_loader", "descriptors", "descriptor_dirs", "qemu_conf",
 	"target", "level"}
 
 // sections lists the known sections.
@@ -165,7 +171,7 @@ var sections = []string{"nvram", "templates", "log"}
 // repeated.
 func lookupKey(section, key string) (repeatable, known bool) {
 	switch section + "." + key {
-	case "nvram.allowed_dirs", "templates.nvram":
+	case "nvram.allowed_dirs", "templates.nvram", "templates.varstore":
 		return true, true
 	case "nvram.dir", "nvram.user", "nvram.group", "nvram.add_template",
 		"templates.builtin", "templates.translate_loader", "templates.descriptors",
@@ -231,6 +237,16 @@ func ParseOver(base *Config, data []byte) (*Config, error) {
 				v.add(fmt.Sprintf("nvram = %q: both paths must be absolute", s.value))
 			default:
 				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Line: s.line})
+			}
+		case "templates.varstore":
+			rom, tmpl, ok := qemuconf.SplitPair(s.value)
+			switch {
+			case !ok:
+				v.add(fmt.Sprintf("varstore = %q is not ROM:TEMPLATE", s.value))
+			case !filepath.IsAbs(rom) || !filepath.IsAbs(tmpl):
+				v.add(fmt.Sprintf("varstore = %q: both paths must be absolute", s.value))
+			default:
+				c.VarstorePairs = append(c.VarstorePairs, Pair{Code: rom, Vars: tmpl, Line: s.line})
 			}
 		case "templates.descriptors":
 			v.bool(s, &c.Descriptors)

@@ -188,8 +188,8 @@ func TestKeysListsEveryKey(t *testing.T) {
 			t.Errorf("key %q is known in %d sections", k, n)
 		}
 	}
-	if len(Keys) != 13 {
-		t.Errorf("Keys lists %d keys; the parser knows 13 (update both)", len(Keys))
+	if len(Keys) != 14 {
+		t.Errorf("Keys lists %d keys; the parser knows 14 (update both)", len(Keys))
 	}
 }
 
@@ -230,5 +230,35 @@ nvram = bad
 	}
 	if want := []string{"/srv/a", "/srv/a", "/srv/b"}; !reflect.DeepEqual(c.AllowedDirs, want) {
 		t.Errorf("allowed_dirs %q, want %q", c.AllowedDirs, want)
+	}
+}
+
+// TestVarstorePairs: [templates] varstore = ROM:TEMPLATE pairs, for the
+// JSON variable store of a rom loader (libvirt 12.1+ <varstore>), are
+// kept apart from the nvram pairs, each with its own line.
+func TestVarstorePairs(t *testing.T) {
+	in := `[templates]
+varstore = /srv/fw/ROM.fd:/srv/fw/VARS.json
+nvram = /srv/fw/CODE.fd:/srv/fw/VARS.fd
+varstore = /srv/fw/ROM.fd:/srv/fw/VARS.json
+varstore = /srv/fw/ROM2.fd:/srv/fw/VARS2.json ; second firmware
+`
+	c, err := Parse("/x.conf", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Pair{{"/srv/fw/ROM.fd", "/srv/fw/VARS.json", 2}, {"/srv/fw/ROM.fd", "/srv/fw/VARS.json", 4}, {"/srv/fw/ROM2.fd", "/srv/fw/VARS2.json", 5}}
+	if !reflect.DeepEqual(c.VarstorePairs, want) {
+		t.Errorf("varstore pairs %+v, want %+v", c.VarstorePairs, want)
+	}
+	if want := []Pair{{"/srv/fw/CODE.fd", "/srv/fw/VARS.fd", 3}}; !reflect.DeepEqual(c.Pairs, want) {
+		t.Errorf("nvram pairs %+v, want %+v", c.Pairs, want)
+	}
+	_, err = Parse("/x.conf", []byte("[templates]\nvarstore = /srv/fw/ROM.fd\nvarstore = rom.fd:/srv/VARS.json\n"))
+	var cerr *Error
+	if !errors.As(err, &cerr) || len(cerr.Problems) != 2 ||
+		cerr.Problems[0].String() != `line 2: varstore = "/srv/fw/ROM.fd" is not ROM:TEMPLATE` ||
+		cerr.Problems[1].String() != `line 3: varstore = "rom.fd:/srv/VARS.json": both paths must be absolute` {
+		t.Errorf("err = %v, want the two lines' problems", err)
 	}
 }
