@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/early"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/hookcall"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/logging"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
@@ -95,7 +95,7 @@ func runHook(e Env, call hookcall.Call) int {
 		return ExitOK
 	}
 	start := time.Now()
-	h := &hookRun{env: e, call: call, planner: e.planner()}
+	h := &hookRun{env: e, call: call, host: e.host()}
 	d, err := e.domain()
 	if err != nil {
 		return h.fail(fmt.Errorf("cannot use the domain XML for %q (%s %s): %w", call.Domain, call.Op, call.SubOp, err))
@@ -104,43 +104,18 @@ func runHook(e Env, call hookcall.Call) int {
 	if phase == hookcall.Filter {
 		mode = plan.Filter
 	}
-	dec, err := h.planner.Plan(d, mode)
+	pl, err := h.host.Plan(d, mode)
 	if err != nil {
 		return h.fail(err)
 	}
-	if dec.Notable {
-		h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "action": "none"}).Debug(dec.Reason)
-	}
-	if dec.Action != plan.Create && dec.Action != plan.Outside && !dec.AddNVRAM && !dec.AddTemplate && dec.NewLoader == "" {
+	if len(pl.Effects) == 0 {
 		return ExitOK // the common case: nothing missing, nothing logged
 	}
-	log := h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path, "nvram": dec.Path})
-	if dec.NewLoader != "" {
-		if err := d.SetLoader(dec.NewLoader); err != nil {
+	log := h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path, "nvram": pl.Path})
+	for _, eff := range pl.Effects {
+		if err := h.apply(log, d, eff); err != nil {
 			return h.fail(err)
 		}
-		log.WithFields(logrus.Fields{"action": "translate-loader", "old_loader": dec.OldLoader, "loader": dec.NewLoader}).
-			Warn("loader does not exist on this host; replaced by the local firmware that fits the domain")
-	}
-	switch dec.Action {
-	case plan.Outside:
-		log.WithField("action", "skip").Warn(dec.Reason)
-	case plan.Create:
-		if code := h.create(log, dec); code != ExitOK {
-			return code
-		}
-	}
-	if dec.AddNVRAM {
-		if err := d.AddNVRAM(dec.Path, dec.Template.Template); err != nil {
-			return h.fail(err)
-		}
-		log.WithFields(tmplFields(dec)).WithField("action", "add-nvram").Info("added <nvram> to the domain XML")
-	}
-	if dec.AddTemplate {
-		if err := d.SetTemplate(dec.Template.Template); err != nil {
-			return h.fail(err)
-		}
-		log.WithFields(tmplFields(dec)).WithField("action", "add-template").Info("added template= to <nvram>")
 	}
 	if d.Changed() {
 		if _, err := d.WriteTo(e.Stdout); err != nil {
@@ -149,6 +124,39 @@ func runHook(e Env, call hookcall.Call) int {
 	}
 	log.WithField("duration", time.Since(start).Round(time.Microsecond).String()).Debug("done")
 	return ExitOK
+}
+
+// apply carries out one effect of the plan, on disk or on d, and logs it.
+func (h *hookRun) apply(log *logrus.Entry, d *domain.Domain, eff plan.Effect) error {
+	switch eff := eff.(type) {
+	case plan.SetLoader:
+		if err := d.SetLoader(eff.To); err != nil {
+			return err
+		}
+		log.WithFields(logrus.Fields{"action": "translate-loader", "old_loader": eff.From, "loader": eff.To}).
+			Warn("loader does not exist on this host; replaced by the local firmware that fits the domain")
+	case plan.Skip:
+		if eff.Warn {
+			log.WithField("action", "skip").Warn(eff.Reason)
+		} else {
+			log.WithField("action", "none").Debug(eff.Reason)
+		}
+	case plan.CreateVarstore:
+		return create(log, eff)
+	case plan.AddNVRAM:
+		if err := d.AddNVRAM(eff.Path, eff.Template.Template); err != nil {
+			return err
+		}
+		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-nvram").Info("added <nvram> to the domain XML")
+	case plan.SetTemplate:
+		if err := d.SetTemplate(eff.Template.Template); err != nil {
+			return err
+		}
+		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-template").Info("added template= to <nvram>")
+	default:
+		return fmt.Errorf("internal error: no way to apply %T", eff)
+	}
+	return nil
 }
 
 // domain reads and parses the domain XML on stdin, or parses what
@@ -163,57 +171,60 @@ func (e Env) domain() (*domain.Domain, error) {
 	return domain.ParseChecked(e.Doc.Data, e.Doc.Layout)
 }
 
-func (e Env) planner() *plan.Planner {
-	return &plan.Planner{ConfigPath: e.ConfigPath, ConfigRequired: e.ConfigRequired, ConfigHome: e.ConfigHome}
+// host loads the config, the one place it is read, and says who owns new
+// varstores: as root, the qemu user; a session daemon (not root) runs QEMU
+// as itself and chowns nothing unless the config names a user or group.
+func (e Env) host() *plan.Host {
+	return plan.NewHost(config.Base(e.ConfigPath, e.ConfigHome), e.ConfigRequired, func(cfg *config.Config) (*plan.Owner, error) {
+		if e.Euid != 0 && cfg.User == "" && cfg.Group == "" {
+			return nil, nil
+		}
+		o, err := resolveOwner(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("varstore owner: %w", err)
+		}
+		po := plan.Owner(o)
+		return &po, nil
+	})
 }
 
-func tmplFields(dec *plan.Decision) logrus.Fields {
-	return logrus.Fields{"template": dec.Template.Template, "template_source": string(dec.Template.Source), "template_origin": dec.Template.Origin}
+func tmplFields(t firmware.Hit) logrus.Fields {
+	return logrus.Fields{"template": t.Template, "template_source": string(t.Source), "template_origin": t.Origin}
 }
 
-// hookRun carries one hook call's state: the planner (whose config is
-// loaded at most once) and the logger, built only when needed.
+// hookRun carries one hook call's state: the host (the config, loaded
+// once) and the logger, built only when needed.
 type hookRun struct {
-	env     Env
-	call    hookcall.Call
-	planner *plan.Planner
-	log     *logrus.Logger
-	toErr   bool // the log goes to stderr already
+	env   Env
+	call  hookcall.Call
+	host  *plan.Host
+	log   *logrus.Logger
+	toErr bool // the log goes to stderr already
 }
 
-func (h *hookRun) create(log *logrus.Entry, dec *plan.Decision) int {
-	cfg, err := h.planner.Config()
-	if err != nil {
-		return h.fail(err)
-	}
-	opt := varstore.Options{UID: -1, GID: -1, Format: dec.Format, TemplateFormat: dec.TemplateFormat}
+func create(log *logrus.Entry, c plan.CreateVarstore) error {
+	opt := varstore.Options{UID: -1, GID: -1, Format: c.Format, TemplateFormat: c.TemplateFormat}
 	opt.QemuImg = func() string {
 		p, _ := exec.LookPath("qemu-img") // only when the formats differ
 		return p
 	}
-	if h.env.Euid == 0 || cfg.User != "" || cfg.Group != "" {
-		// As root, the file goes to the qemu user; a session daemon (not
-		// root) runs QEMU as itself and needs no chown.
-		owner, err := resolveOwner(cfg)
-		if err != nil {
-			return h.fail(fmt.Errorf("varstore owner: %w", err))
-		}
-		opt.UID, opt.GID = owner.UID, owner.GID
-		log = log.WithField("owner", owner.Name)
+	if c.Owner != nil {
+		opt.UID, opt.GID = c.Owner.UID, c.Owner.GID
+		log = log.WithField("owner", c.Owner.Name)
 	}
-	log = log.WithFields(tmplFields(dec))
+	log = log.WithFields(tmplFields(c.Template))
 	t0 := time.Now()
-	res, err := varstore.Create(dec.Dir, filepath.Base(dec.Path), dec.Template.Template, opt)
+	res, err := varstore.Create(c.Dir, c.Name, c.Template.Template, opt)
 	if err != nil {
-		return h.fail(fmt.Errorf("cannot create varstore %s from template %s (%s): %w", dec.Path, dec.Template.Template, dec.Template.Source, err))
+		return fmt.Errorf("cannot create varstore %s from template %s (%s): %w", c.Path, c.Template.Template, c.Template.Source, err)
 	}
 	log = log.WithField("duration", time.Since(t0).Round(time.Microsecond).String())
 	if !res.Created {
 		log.WithField("action", "none").Info("varstore appeared meanwhile; left as it is")
-		return ExitOK
+		return nil
 	}
 	log.WithFields(logrus.Fields{"action": "created", "bytes": res.Size, "method": res.Method}).Info("created varstore")
-	return ExitOK
+	return nil
 }
 
 // logger builds the log from the config on first use; with a broken config
@@ -223,8 +234,8 @@ func (h *hookRun) logger() *logrus.Logger {
 		return h.log
 	}
 	target, level := "", "info"
-	if cfg, err := h.planner.Config(); err == nil {
-		target, level = cfg.LogTarget, cfg.LogLevel
+	if h.host.ConfigErr == nil && h.host.Config != nil {
+		target, level = h.host.Config.LogTarget, h.host.Config.LogLevel
 	}
 	l, _, err := logging.New(target, level, h.env.Stderr, h.env.DevLog)
 	if err != nil {

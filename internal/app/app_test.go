@@ -513,7 +513,7 @@ func TestAudit(t *testing.T) {
 		"PROBLEM  nosource: " + h.nvram + "/nosource_VARS.fd exists (65536 bytes), but no template is known",
 		"PROBLEM  mixup: " + h.nvram + "/mixup_VARS.fd is 8192 bytes, but loader " + h.fw + "/DESC_CODE.fd takes 4096-byte varstores",
 		"ok       linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config)",
-		"PROBLEM  dangling: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
+		"PROBLEM  dangling: the next start will fail: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
 		"8 domains, 7 with a file varstore, 4 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {

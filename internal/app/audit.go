@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/varstore"
 )
 
 // DefaultDomainDir holds the system daemon's persistent domain XML.
@@ -27,10 +27,9 @@ func runAudit(e Env, dir string) int {
 		return ExitFailure
 	}
 	sort.Strings(files)
-	p := e.planner()
-	cat, err := p.Catalog()
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
+	host := e.host()
+	if host.ConfigErr != nil {
+		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, host.ConfigErr)
 		return ExitFailure
 	}
 	problems, uefi := 0, 0
@@ -47,11 +46,12 @@ func runAudit(e Env, dir string) int {
 			problems++
 			continue
 		}
-		if !d.NeedsVarstore() || d.NVRAM == nil || d.NVRAM.Kind != domain.NVRAMFile || d.NVRAM.Path == "" || d.Loader.Path == "" {
-			continue
+		pl, err := host.Plan(d, plan.Prepare)
+		if pl.Path == "" {
+			continue // no varstore file: BIOS, a block or network one, a path libvirt generates
 		}
 		uefi++
-		status, bad := auditOne(p, cat, d)
+		status, bad := auditOne(host, d, pl, err)
 		if bad {
 			problems++
 		}
@@ -64,31 +64,44 @@ func runAudit(e Env, dir string) int {
 	return ExitOK
 }
 
-func auditOne(p *plan.Planner, cat *firmware.Catalog, d *domain.Domain) (string, bool) {
-	path := d.NVRAM.Path
-	q := plan.Query(d)
-	q.Template = d.NVRAM.Template
-	hit, findErr := cat.Find(q)
-	exists, err := varstore.Exists(path)
-	if err != nil {
-		return err.Error(), true
-	}
-	if !exists {
-		if findErr != nil {
-			return fmt.Sprintf("%s is missing and the next start will fail: %v", path, findErr), true
+// auditOne says what the next start does with d's varstore (the plan of
+// prepare, or its error), and for an existing one whether its size fits
+// the loader and whether it could be recreated.
+func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (string, bool) {
+	path := pl.Path
+	switch {
+	case errors.As(planErr, new(*firmware.NotFoundError)):
+		return fmt.Sprintf("%s is missing and the next start will fail: %v", path, planErr), true
+	case planErr != nil:
+		return fmt.Sprintf("the next start will fail: %v", planErr), true
+	case !pl.Exists:
+		for _, eff := range pl.Effects {
+			switch eff := eff.(type) {
+			case plan.CreateVarstore:
+				return fmt.Sprintf("%s is missing; the next start creates it from %s (%s)", path, eff.Template.Template, eff.Template.Source), false
+			case plan.Skip:
+				return fmt.Sprintf("%s is missing; the hook leaves it to libvirt: %s", path, eff.Reason), false
+			}
 		}
-		return fmt.Sprintf("%s is missing; the next start creates it from %s (%s)", path, hit.Template, hit.Source), false
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err.Error(), true
 	}
-	if m, bad := plan.LayoutMismatch(cat, q, path); bad {
+	cat, err := host.Catalog()
+	if err != nil {
+		return err.Error(), true
+	}
+	if m, bad := plan.LayoutMismatch(cat, plan.Query(d), path); bad {
 		return fmt.Sprintf("%s is %d bytes, but loader %s takes %d-byte varstores (%s %s): variables may be lost",
 			path, m.Got, d.Loader.Path, m.Want, m.Layout.Source, m.Layout.Origin), true
 	}
-	if findErr != nil {
+	hit, err := host.Template(d)
+	if errors.As(err, new(*firmware.NotFoundError)) {
 		return fmt.Sprintf("%s exists (%d bytes), but no template is known for %s: it could not be recreated or reset", path, fi.Size(), d.Loader.Path), true
+	}
+	if err != nil {
+		return fmt.Sprintf("%s exists (%d bytes), but its template cannot be used: %v", path, fi.Size(), err), true
 	}
 	return fmt.Sprintf("%s exists (%d bytes), template %s (%s)", path, fi.Size(), hit.Template, hit.Source), false
 }

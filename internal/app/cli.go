@@ -82,7 +82,8 @@ func usageError(e Env, msg string) int {
 // runCheck validates the config as a whole and prints the effective
 // settings and the template table in lookup order.
 func runCheck(e Env) int {
-	cfg, err := config.LoadOver(config.Base(e.ConfigPath, e.ConfigHome), e.ConfigRequired)
+	host := e.host()
+	cfg, err := host.Config, host.ConfigErr
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
 		fmt.Fprintf(e.Stdout, "config %s: %d problem(s)\n", cerr.Path, len(cerr.Problems))
@@ -120,7 +121,7 @@ func runCheck(e Env) int {
 			fmt.Fprintf(e.Stdout, "  %s: %s\n", st.Path, st.Status)
 		}
 	}
-	cat := firmware.Load(plan.Sources(cfg))
+	cat, _ := host.Catalog()
 	fmt.Fprintf(e.Stdout, "\nlooked in: %s\n", strings.Join(cat.Consulted, ", "))
 	fmt.Fprintf(e.Stdout, "templates in lookup order (the first entry for a loader wins; a domain's own template= beats all):\n")
 	winner := map[string]string{}
@@ -169,7 +170,7 @@ func runExplain(e Env, file string) int {
 		fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
 		return ExitFailure
 	}
-	p := e.planner()
+	host := e.host()
 	out := e.Stdout
 	fmt.Fprintf(out, "domain:  %s\n", d.Name)
 	if l := d.Loader; l != nil {
@@ -187,16 +188,16 @@ func runExplain(e Env, file string) int {
 		name string
 		mode plan.Mode
 	}{{"prepare", plan.Prepare}, {"migrate/restore filter", plan.Filter}} {
-		dec, err := p.Plan(d, m.mode)
+		pl, err := host.Plan(d, m.mode)
 		if err != nil {
 			fmt.Fprintf(out, "%s: would FAIL (exit 1): %s\n", m.name, err)
 			code = ExitFailure
 			continue
 		}
-		fmt.Fprintf(out, "%s: %s\n", m.name, describe(dec))
+		fmt.Fprintf(out, "%s: %s\n", m.name, describe(pl))
 	}
 	if d.Loader != nil && d.Loader.Path != "" {
-		if cat, err := p.Catalog(); err == nil {
+		if cat, err := host.Catalog(); err == nil {
 			fmt.Fprintf(out, "entries naming loader %s, in lookup order (* = used when the XML has no template=):\n", d.Loader.Path)
 			picked := false
 			for _, c := range cat.Candidates(plan.Query(d)) {
@@ -219,24 +220,22 @@ func runExplain(e Env, file string) int {
 	return code
 }
 
-func describe(dec *plan.Decision) string {
-	var b strings.Builder
-	switch dec.Action {
-	case plan.Create:
-		fmt.Fprintf(&b, "create %s from %s (%s %s)", dec.Path, dec.Template.Template, dec.Template.Source, dec.Template.Origin)
-	case plan.Exists:
-		fmt.Fprintf(&b, "nothing: %s exists and is used as it is", dec.Path)
-	default:
-		fmt.Fprintf(&b, "nothing: %s", dec.Reason)
+// describe says what a plan does, effect by effect, or why it does
+// nothing.
+func describe(pl *plan.Plan) string {
+	if len(pl.Effects) == 0 && pl.Exists {
+		return fmt.Sprintf("nothing: %s exists and is used as it is", pl.Path)
 	}
-	if dec.NewLoader != "" {
-		fmt.Fprintf(&b, "; XML: replace loader %s (absent here) by %s", dec.OldLoader, dec.NewLoader)
+	if len(pl.Effects) == 0 {
+		return "nothing: " + pl.Reason
 	}
-	if dec.AddNVRAM {
-		fmt.Fprintf(&b, "; XML: add <nvram template='%s'>%s</nvram>", dec.Template.Template, dec.Path)
+	parts := make([]string, len(pl.Effects))
+	for i, eff := range pl.Effects {
+		parts[i] = eff.String()
 	}
-	if dec.AddTemplate {
-		fmt.Fprintf(&b, "; XML: add template='%s' to <nvram>", dec.Template.Template)
+	s := strings.Join(parts, "; ")
+	if pl.Exists {
+		s = fmt.Sprintf("%s exists and is used as it is; %s", pl.Path, s)
 	}
-	return b.String()
+	return s
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
 )
@@ -58,6 +59,7 @@ func TestLibvirtCorpus(t *testing.T) {
 	conf := filepath.Join(root, "hook.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n[templates]\ndescriptors = false\nqemu_conf =\n[log]\ntarget = file:%s/log\n", allowed, root)), 0o644)
 
+	host := plan.NewHost(config.Base(conf, ""), true, nil)
 	var read, withArgs, fileVarstores, networkVarstores, none int
 	for _, f := range files {
 		in, err := os.ReadFile(f)
@@ -83,15 +85,12 @@ func TestLibvirtCorpus(t *testing.T) {
 			continue
 		}
 		withArgs++
-		dec, err := (&plan.Planner{ConfigPath: conf, ConfigRequired: true}).Plan(d, plan.Prepare)
+		pl, err := host.Plan(d, plan.Prepare)
 		if err != nil {
 			t.Errorf("%s: prepare plan: %v", name, err)
 			continue
 		}
-		hookPath := ""
-		if dec.Action != plan.Nothing {
-			hookPath = dec.Path
-		}
+		hookPath := pl.Path
 		kind, libvirtPath := libvirtVarstore(t, args)
 		switch kind {
 		case "file":

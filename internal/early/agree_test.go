@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/hookcall"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
@@ -133,14 +134,13 @@ func agree(t *testing.T, data []byte, conf string) (answered, exists int) {
 		if phase == hookcall.Filter {
 			mode = plan.Filter
 		}
-		p := &plan.Planner{ConfigPath: conf, ConfigRequired: true}
-		dec, err := p.Plan(d, mode)
+		pl, err := plan.NewHost(config.Base(conf, ""), true, nil).Plan(d, mode)
 		switch {
 		case err != nil:
 			t.Errorf("early answers %v, the planner fails: %v\n%s", phase, err, data)
-		case dec.Action != plan.Nothing && dec.Action != plan.Exists || dec.Notable || dec.AddNVRAM || dec.AddTemplate || dec.NewLoader != "":
-			t.Errorf("early answers %v, the planner decides %+v\n%s", phase, dec, data)
-		case dec.Action == plan.Exists:
+		case len(pl.Effects) != 0:
+			t.Errorf("early answers %v, the planner plans %v\n%s", phase, pl.Effects, data)
+		case pl.Exists:
 			exists++
 		}
 	}

@@ -1,8 +1,9 @@
 // Package plan decides what the hook does for one domain, touching
-// nothing: the hook carries the decision out, and `explain` prints it.
-// The decision reads the config and the firmware sources only when a
-// varstore is actually missing (or a filter must add <nvram>), so the
-// common case, a varstore that exists, costs one lstat.
+// nothing. From the domain, the hook's config and the firmware catalog it
+// returns a Plan: the effects to apply, in order (create a varstore, set
+// the loader, add <nvram>, add template=, leave a varstore to libvirt).
+// The hook applies them (internal/app), `explain` prints them and
+// `check --audit` reads them; nobody else decides.
 package plan
 
 import (
@@ -24,86 +25,138 @@ type Mode int
 const (
 	// Prepare may only create the file the XML names.
 	Prepare Mode = iota
-	// Filter (migrate, restore) may also add <nvram> to the XML.
+	// Filter (migrate, restore) may also change <os> in the XML.
 	Filter
 )
 
-// Action is what happens to the varstore file.
-type Action int
-
-const (
-	// Nothing: the domain has no file varstore the hook may create.
-	Nothing Action = iota
-	// Exists: the varstore is there and is used as it is.
-	Exists
-	// Outside: it is missing but lies outside allowed_dirs; left to libvirt.
-	Outside
-	// Create: make it from Template.
-	Create
-)
-
-func (a Action) String() string {
-	return [...]string{"nothing", "exists", "outside", "create"}[a]
+// Plan is what the hook does for one domain in one mode.
+type Plan struct {
+	// Path is the varstore the domain uses ("" when it has none the hook
+	// knows of), as the XML names it or as a filter adds it.
+	Path string
+	// Exists: Path is there (a regular file or a symlink to one) and is
+	// used as it is.
+	Exists bool
+	// Reason says in one line why the plan is what it is.
+	Reason string
+	// Effects, applied in order. None: exit 0, nothing logged or printed.
+	Effects []Effect
 }
 
-// Decision is the outcome for one domain.
-type Decision struct {
-	Action Action
-	Reason string
-	Path   string // the varstore, as in the XML or generated
-	Dir    string // Path's directory with symlinks resolved (Create)
-	Format string // expected varstore format: raw or qcow2
-	// TemplateFormat is the template's declared format (templateFormat=).
-	TemplateFormat string
-	Template       firmware.Hit
+// Effect is one step of a plan. The hook applies each kind its own way;
+// String says what it does, for explain and logs.
+type Effect interface {
+	fmt.Stringer
+	effect()
+}
 
-	// Filter-only changes to the XML.
-	AddNVRAM    bool
-	AddTemplate bool
-	// Notable marks a "nothing" worth a debug log line: a varstore that is
-	// not a file (block, network), which is never created from a template.
-	Notable bool
-	// NewLoader replaces a loader path that does not exist on this host
-	// (translate_loader); OldLoader is the path it replaces.
-	NewLoader, OldLoader string
+// SetLoader replaces a loader path that does not exist on this host by a
+// local firmware that fits the domain (translate_loader; filters only).
+type SetLoader struct{ From, To string }
+
+// CreateVarstore makes the missing varstore Dir/Name from Template.
+type CreateVarstore struct {
+	Path      string // as the XML names it
+	Dir, Name string // where it is created: Dir is inside allowed_dirs, symlinks resolved
+	Template  firmware.Hit
+	// Format is the varstore's format (raw, qcow2); TemplateFormat the
+	// template's declared one (templateFormat=, "" = by its content).
+	Format, TemplateFormat string
+	Owner                  *Owner // nil: the creating process's (a session daemon)
+}
+
+// AddNVRAM adds <nvram template=Template>Path</nvram> (filters only).
+type AddNVRAM struct {
+	Path     string
+	Template firmware.Hit
+}
+
+// SetTemplate adds template= to the domain's <nvram> (filters only).
+type SetTemplate struct{ Template firmware.Hit }
+
+// Skip leaves the varstore to libvirt. Warn: worth a warning in the log
+// (a missing varstore outside allowed_dirs); otherwise a debug line (a
+// varstore that is not a file).
+type Skip struct {
+	Reason string
+	Warn   bool
+}
+
+func (SetLoader) effect()      {}
+func (CreateVarstore) effect() {}
+func (AddNVRAM) effect()       {}
+func (SetTemplate) effect()    {}
+func (Skip) effect()           {}
+
+func (e SetLoader) String() string {
+	return fmt.Sprintf("XML: replace loader %s (absent here) by %s", e.From, e.To)
+}
+func (e CreateVarstore) String() string {
+	s := fmt.Sprintf("create %s from %s (%s %s)", e.Path, e.Template.Template, e.Template.Source, e.Template.Origin)
+	if e.Owner != nil {
+		s += ", owner " + e.Owner.Name
+	}
+	return s
+}
+func (e AddNVRAM) String() string {
+	return fmt.Sprintf("XML: add <nvram template='%s'>%s</nvram>", e.Template.Template, e.Path)
+}
+func (e SetTemplate) String() string {
+	return fmt.Sprintf("XML: add template='%s' to <nvram>", e.Template.Template)
+}
+func (e Skip) String() string { return "leave it to libvirt: " + e.Reason }
+
+// Owner is who a new varstore belongs to.
+type Owner struct {
+	UID, GID int
+	Name     string // for logs: "libvirt-qemu:libvirt-qemu"
 }
 
 // ErrName means the domain name cannot become a file name.
 var ErrName = errors.New("domain name cannot be used in a file name")
 
-// Planner holds what a decision may need, loaded at most once and only on
-// demand.
-type Planner struct {
-	ConfigPath     string
-	ConfigRequired bool
-	// ConfigHome, when set, selects a session daemon's defaults (the
-	// user's ~/.config) instead of the system's.
-	ConfigHome string
+// Host is what a plan reads besides the domain: the hook's config, loaded
+// once by the caller (ConfigErr when that failed: it matters only to a
+// plan that needs the config), the firmware catalog built from it on
+// first need, and who new varstores belong to.
+type Host struct {
+	Config    *config.Config
+	ConfigErr error
+	// Owner returns the owner of a new varstore, nil for the creating
+	// process's own.
+	Owner func(*config.Config) (*Owner, error)
 
-	cfg     *config.Config
-	cfgErr  error
 	catalog *firmware.Catalog
 }
 
-// Config loads the hook's config on first use.
-func (p *Planner) Config() (*config.Config, error) {
-	if p.cfg == nil && p.cfgErr == nil {
-		p.cfg, p.cfgErr = config.LoadOver(config.Base(p.ConfigPath, p.ConfigHome), p.ConfigRequired)
-	}
-	return p.cfg, p.cfgErr
+// NewHost loads the config at path over base's defaults.
+func NewHost(base *config.Config, required bool, owner func(*config.Config) (*Owner, error)) *Host {
+	cfg, err := config.LoadOver(base, required)
+	return &Host{Config: cfg, ConfigErr: err, Owner: owner}
 }
 
-// Catalog returns the firmware catalog, built on first use.
-func (p *Planner) Catalog() (*firmware.Catalog, error) {
-	if p.catalog != nil {
-		return p.catalog, nil
+func (h *Host) config() (*config.Config, error) {
+	if h.ConfigErr != nil {
+		return nil, h.ConfigErr
 	}
-	cfg, err := p.Config()
+	if h.Config == nil {
+		return nil, errors.New("plan: no config")
+	}
+	return h.Config, nil
+}
+
+// Catalog returns the firmware catalog of the config's sources, built on
+// first use.
+func (h *Host) Catalog() (*firmware.Catalog, error) {
+	if h.catalog != nil {
+		return h.catalog, nil
+	}
+	cfg, err := h.config()
 	if err != nil {
 		return nil, err
 	}
-	p.catalog = firmware.Load(Sources(cfg))
-	return p.catalog, nil
+	h.catalog = firmware.Load(Sources(cfg))
+	return h.catalog, nil
 }
 
 // Sources turns the config into the lookup's sources.
@@ -134,93 +187,147 @@ func VarsName(domainName string) (string, error) {
 }
 
 // Plan decides for d. Errors are reasons to fail the hook: a broken
-// config, something that is not a regular file where the varstore should
-// be, no template for a missing varstore.
-func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
-	dec := &Decision{}
+// config, something that is not a regular file where a varstore is to be
+// created, no template for a missing varstore; the plan returned with an
+// error has no effects, only the Path it was about. The config is needed
+// only when a varstore is missing or a filter may change the XML: an
+// existing varstore and a domain without one are planned without it.
+func (h *Host) Plan(d *domain.Domain, mode Mode) (*Plan, error) {
+	pl := &Plan{}
+	if err := h.plan(pl, d, mode); err != nil {
+		pl.Effects = nil
+		return pl, err
+	}
+	return pl, nil
+}
+
+func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 	if reason := noVarstore(d); reason != "" {
-		dec.Reason = reason
-		return dec, nil
+		pl.Reason = reason
+		return nil
 	}
 	if mode == Filter {
-		var err error
-		if d, err = p.translateLoader(d, dec); err != nil {
-			return nil, err
+		to, err := h.translateLoader(d)
+		if err != nil {
+			return err
+		}
+		if to != "" {
+			pl.Effects = append(pl.Effects, SetLoader{From: d.Loader.Path, To: to})
+			d2, l := *d, *d.Loader
+			l.Path = to
+			d2.Loader = &l
+			d = &d2
 		}
 	}
-	dec.Format = firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
-	if d.NVRAM != nil {
-		dec.TemplateFormat = d.NVRAM.TemplateFormat
-	}
 	nv := d.NVRAM
+	var tmpl firmware.Hit // known once looked up
+	var added Effect      // the XML change beside the file: AddNVRAM or SetTemplate
 	switch {
 	case nv == nil && mode == Prepare:
-		dec.Reason = "no <nvram> in the XML: libvirt generates the path and copies the template after prepare"
-		return dec, nil
+		pl.Reason = "no <nvram> in the XML: libvirt generates the path and copies the template after prepare"
+		return nil
 	case nv == nil && d.FirmwareAuto != "":
-		dec.Reason = fmt.Sprintf("<os firmware='%s'>: libvirt's firmware autoselection fills in <nvram> itself", d.FirmwareAuto)
-		return dec, nil
+		pl.Reason = fmt.Sprintf("<os firmware='%s'>: libvirt's firmware autoselection fills in <nvram> itself", d.FirmwareAuto)
+		return nil
 	case nv == nil:
 		name, err := VarsName(d.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		cfg, err := p.Config()
+		cfg, err := h.config()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if dec.Template, err = p.find(d, ""); err != nil {
-			return nil, err
+		if tmpl, err = h.Template(d); err != nil {
+			return err
 		}
-		dec.Path = filepath.Join(cfg.NVRAMDir, name)
-		dec.AddNVRAM = true
+		pl.Path = filepath.Join(cfg.NVRAMDir, name)
+		added = AddNVRAM{Path: pl.Path, Template: tmpl}
 	case nv.Kind != domain.NVRAMFile:
-		dec.Reason = fmt.Sprintf("<nvram type='%s'>: not a file, never created from a template", nv.Type)
-		dec.Notable = true
-		return dec, nil
+		pl.Reason = fmt.Sprintf("<nvram type='%s'>: not a file, never created from a template", nv.Type)
+		pl.Effects = append(pl.Effects, Skip{Reason: pl.Reason})
+		return nil
 	case nv.Path == "":
-		dec.Reason = "<nvram> names no file: libvirt generates the path itself"
-		return dec, nil
+		pl.Reason = "<nvram> names no file: libvirt generates the path itself"
+		return nil
 	default:
-		dec.Path = nv.Path
+		pl.Path = nv.Path
 	}
 
 	// A varstore that exists (a symlink to one too: libvirt follows it)
 	// is used as it is, wherever it is. What else is there matters only
 	// inside allowed_dirs, where the hook would create the file.
-	exists, existsErr := varstore.Exists(dec.Path)
+	exists, existsErr := varstore.Exists(pl.Path)
 	if mode == Filter && nv != nil && nv.Template == "" && existsErr == nil {
-		if err := p.maybeAddTemplate(dec, d); err != nil {
-			return nil, err
+		hit, ok, err := h.templateToAdd(d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			tmpl, added = hit, SetTemplate{Template: hit}
 		}
 	}
 	if exists {
-		dec.Action = Exists
-		dec.Reason = "the varstore exists and is used as it is"
-		return dec, nil
+		pl.Exists = true
+		pl.Reason = "the varstore exists and is used as it is"
+		pl.Effects = appendIf(pl.Effects, added)
+		return nil
 	}
-	cfg, err := p.Config()
+	cfg, err := h.config()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	dir, reason := p.placement(cfg, dec.Path)
+	dir, reason := placement(cfg, pl.Path)
 	if reason != "" {
-		dec.Action = Outside
-		dec.Reason = reason
-		return dec, nil
+		pl.Reason = reason
+		pl.Effects = appendIf(append(pl.Effects, Skip{Reason: reason, Warn: true}), added)
+		return nil
 	}
 	if existsErr != nil {
-		return nil, existsErr
+		return existsErr
 	}
-	dec.Dir = dir
-	if dec.Template.Template == "" {
-		if dec.Template, err = p.find(d, templateOf(nv)); err != nil {
-			return nil, err
+	if tmpl.Template == "" {
+		if tmpl, err = h.Template(d); err != nil {
+			return err
 		}
 	}
-	dec.Action = Create
-	dec.Reason = "the varstore is missing"
-	return dec, nil
+	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Template: tmpl,
+		Format: firstOf(formatOf(nv), d.Loader.Format, "raw")}
+	if nv != nil {
+		cv.TemplateFormat = nv.TemplateFormat
+	}
+	if h.Owner != nil {
+		if cv.Owner, err = h.Owner(cfg); err != nil {
+			return err
+		}
+	}
+	pl.Reason = "the varstore is missing"
+	pl.Effects = appendIf(append(pl.Effects, cv), added)
+	return nil
+}
+
+func appendIf(effects []Effect, e Effect) []Effect {
+	if e == nil {
+		return effects
+	}
+	return append(effects, e)
+}
+
+// Template is the template the hook uses for d's varstore: the XML's own
+// template=, else the first fitting entry of the catalog, checked against
+// the loader's flash layout.
+func (h *Host) Template(d *domain.Domain) (firmware.Hit, error) {
+	cat, err := h.Catalog()
+	if err != nil {
+		return firmware.Hit{}, err
+	}
+	q := Query(d)
+	q.Template = templateOf(d.NVRAM)
+	hit, err := cat.Find(q)
+	if err != nil {
+		return hit, err
+	}
+	return hit, checkSize(cat, q, hit)
 }
 
 // translateLoader handles an incoming domain whose loader path does not
@@ -230,18 +337,18 @@ func (p *Planner) Plan(d *domain.Domain, mode Mode) (*Decision, error) {
 // machine, secure boot, enrolled keys, SMM), preferring the same file name,
 // and whose varstore size equals the existing varstore's, if there is one:
 // QEMU's migration stream carries the variables, but only into a flash of
-// the same size. It returns the domain to plan with.
-func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Domain, error) {
+// the same size. It returns the loader to use instead, or "".
+func (h *Host) translateLoader(d *domain.Domain) (string, error) {
 	if _, err := os.Stat(d.Loader.Path); !errors.Is(err, os.ErrNotExist) {
-		return d, nil
+		return "", nil
 	}
-	cfg, err := p.Config()
+	cfg, err := h.config()
 	if err != nil || !cfg.TranslateLoader {
-		return d, err
+		return "", err
 	}
-	cat, err := p.Catalog()
+	cat, err := h.Catalog()
 	if err != nil {
-		return d, err
+		return "", err
 	}
 	var wantSize int64 = -1
 	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
@@ -276,49 +383,26 @@ func (p *Planner) translateLoader(d *domain.Domain, dec *Decision) (*domain.Doma
 		}
 	}
 	if best == nil {
-		return d, nil
+		return "", nil
 	}
-	dec.OldLoader, dec.NewLoader = d.Loader.Path, best.Code
-	d2 := *d
-	l := *d.Loader
-	l.Path = best.Code
-	d2.Loader = &l
-	return &d2, nil
+	return best.Code, nil
 }
 
-// maybeAddTemplate records template= for an existing <nvram> when the
-// config asks for it and a template is known. Each changed XML taints the
-// domain in libvirt ('hook-script'), hence off by default.
-func (p *Planner) maybeAddTemplate(dec *Decision, d *domain.Domain) error {
-	cfg, err := p.Config()
+// templateToAdd is the template= a filter adds to an existing <nvram>
+// that has none, when the config asks for it (add_template) and a
+// template is known. Each changed XML taints the domain in libvirt
+// ('hook-script'), hence off by default.
+func (h *Host) templateToAdd(d *domain.Domain) (firmware.Hit, bool, error) {
+	cfg, err := h.config()
 	if err != nil || !cfg.AddTemplate {
-		return err
+		return firmware.Hit{}, false, err
 	}
-	hit, err := p.find(d, "")
+	hit, err := h.Template(d)
 	var nf *firmware.NotFoundError
 	if errors.As(err, &nf) {
-		return nil // nothing to add; a missing file fails later with this error
+		return hit, false, nil // nothing to add; a missing file fails later with this error
 	}
-	if err != nil {
-		return err
-	}
-	dec.Template = hit
-	dec.AddTemplate = true
-	return nil
-}
-
-func (p *Planner) find(d *domain.Domain, xmlTemplate string) (firmware.Hit, error) {
-	cat, err := p.Catalog()
-	if err != nil {
-		return firmware.Hit{}, err
-	}
-	q := Query(d)
-	q.Template = xmlTemplate
-	hit, err := cat.Find(q)
-	if err != nil {
-		return hit, err
-	}
-	return hit, checkSize(cat, q, hit)
+	return hit, err == nil, err
 }
 
 // Query describes what the domain wants of its firmware.
@@ -383,7 +467,7 @@ func LayoutMismatch(cat *firmware.Catalog, q firmware.Query, file string) (Misma
 // allowed_dirs, both with symlinks resolved, so that neither "..", nor a
 // symlinked parent can lead outside. It returns the resolved directory, or
 // a reason why the hook must leave this path alone.
-func (p *Planner) placement(cfg *config.Config, path string) (string, string) {
+func placement(cfg *config.Config, path string) (string, string) {
 	if !filepath.IsAbs(path) {
 		return "", fmt.Sprintf("%s is not an absolute path; left to libvirt", path)
 	}

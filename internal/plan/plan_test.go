@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 )
@@ -16,7 +17,7 @@ import (
 // places outside the allowed dir.
 type fixture struct {
 	root, nvram, outside, vars string
-	p                          *Planner
+	h                          *Host
 }
 
 func newFixture(t *testing.T, extra string) *fixture {
@@ -28,7 +29,7 @@ func newFixture(t *testing.T, extra string) *fixture {
 	os.WriteFile(f.vars, []byte("vars"), 0o644)
 	conf := filepath.Join(root, "hook.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n%s\n[templates]\nnvram = /fw/CODE.fd:%s\ndescriptors = false\nqemu_conf =\n", f.nvram, extra, f.vars)), 0o644)
-	f.p = &Planner{ConfigPath: conf, ConfigRequired: true}
+	f.h = NewHost(config.Base(conf, ""), true, nil)
 	return f
 }
 
@@ -42,26 +43,62 @@ func dom(t *testing.T, name, nvram string) *domain.Domain {
 	return d
 }
 
+// summary names a plan's effects in order ("exists" when there are none
+// and the varstore exists, "nothing" when there are none otherwise).
+func summary(pl *Plan) string {
+	var names []string
+	for _, e := range pl.Effects {
+		switch e := e.(type) {
+		case SetLoader:
+			names = append(names, "set-loader")
+		case CreateVarstore:
+			names = append(names, "create")
+		case AddNVRAM:
+			names = append(names, "add-nvram")
+		case SetTemplate:
+			names = append(names, "set-template")
+		case Skip:
+			names = append(names, map[bool]string{true: "skip-warn", false: "skip"}[e.Warn])
+		}
+	}
+	if len(names) == 0 && pl.Exists {
+		return "exists"
+	}
+	if len(names) == 0 {
+		return "nothing"
+	}
+	return strings.Join(names, "+")
+}
+
+func createOf(pl *Plan) (CreateVarstore, bool) {
+	for _, e := range pl.Effects {
+		if c, ok := e.(CreateVarstore); ok {
+			return c, true
+		}
+	}
+	return CreateVarstore{}, false
+}
+
 func TestPlacement(t *testing.T) {
 	tests := []struct {
 		name   string
 		path   func(f *fixture) string
 		setup  func(t *testing.T, f *fixture)
-		action Action
+		action string
 		reason string
 	}{
-		{"inside", func(f *fixture) string { return f.nvram + "/vm_VARS.fd" }, nil, Create, ""},
-		{"dot-dot leading outside", func(f *fixture) string { return f.nvram + "/../outside/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
-		{"dot-dot staying inside", func(f *fixture) string { return f.nvram + "/../nvram/vm_VARS.fd" }, nil, Create, ""},
-		{"relative", func(f *fixture) string { return "nvram/vm_VARS.fd" }, nil, Outside, "not an absolute path"},
-		{"outside", func(f *fixture) string { return "/etc/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
+		{"inside", func(f *fixture) string { return f.nvram + "/vm_VARS.fd" }, nil, "create", ""},
+		{"dot-dot leading outside", func(f *fixture) string { return f.nvram + "/../outside/vm_VARS.fd" }, nil, "skip-warn", "outside allowed_dirs"},
+		{"dot-dot staying inside", func(f *fixture) string { return f.nvram + "/../nvram/vm_VARS.fd" }, nil, "create", ""},
+		{"relative", func(f *fixture) string { return "nvram/vm_VARS.fd" }, nil, "skip-warn", "not an absolute path"},
+		{"outside", func(f *fixture) string { return "/etc/vm_VARS.fd" }, nil, "skip-warn", "outside allowed_dirs"},
 		{"parent symlink leading outside", func(f *fixture) string { return f.nvram + "/link/vm_VARS.fd" }, func(t *testing.T, f *fixture) {
 			os.Symlink(f.outside, filepath.Join(f.nvram, "link"))
-		}, Outside, "outside allowed_dirs"},
+		}, "skip-warn", "outside allowed_dirs"},
 		{"symlinked allowed dir itself", func(f *fixture) string { return f.root + "/nvram-link/vm_VARS.fd" }, func(t *testing.T, f *fixture) {
 			os.Symlink(f.nvram, filepath.Join(f.root, "nvram-link"))
-		}, Create, ""},
-		{"missing dir outside", func(f *fixture) string { return "/nonexistent/dir/vm_VARS.fd" }, nil, Outside, "outside allowed_dirs"},
+		}, "create", ""},
+		{"missing dir outside", func(f *fixture) string { return "/nonexistent/dir/vm_VARS.fd" }, nil, "skip-warn", "outside allowed_dirs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,16 +106,16 @@ func TestPlacement(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, f)
 			}
-			dec, err := f.p.Plan(dom(t, "vm", "<nvram>"+tt.path(f)+"</nvram>"), Prepare)
+			pl, err := f.h.Plan(dom(t, "vm", "<nvram>"+tt.path(f)+"</nvram>"), Prepare)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dec.Action != tt.action || !strings.Contains(dec.Reason, tt.reason) {
-				t.Errorf("decision %v (%s), want %v (%s)", dec.Action, dec.Reason, tt.action, tt.reason)
+			if got := summary(pl); got != tt.action || !strings.Contains(pl.Reason, tt.reason) {
+				t.Errorf("plan %s (%s), want %s (%s)", got, pl.Reason, tt.action, tt.reason)
 			}
-			if dec.Action == Create {
-				if r, _ := filepath.EvalSymlinks(f.nvram); dec.Dir != r {
-					t.Errorf("Dir = %s, want the resolved nvram dir %s", dec.Dir, r)
+			if c, ok := createOf(pl); ok {
+				if r, _ := filepath.EvalSymlinks(f.nvram); c.Dir != r || c.Name != "vm_VARS.fd" {
+					t.Errorf("Dir, Name = %s, %s, want the resolved nvram dir %s and vm_VARS.fd", c.Dir, c.Name, r)
 				}
 			}
 		})
@@ -87,41 +124,54 @@ func TestPlacement(t *testing.T) {
 
 func TestPlanDecisions(t *testing.T) {
 	tests := []struct {
-		name   string
-		nvram  string
-		mode   Mode
-		extra  string
-		action Action
-		addNV  bool
-		addTpl bool
-		reason string
-		err    string
+		name    string
+		nvram   string
+		mode    Mode
+		extra   string
+		effects string
+		reason  string
 	}{
-		{"prepare without nvram leaves it to libvirt", "", Prepare, "", Nothing, false, false, "libvirt generates the path", ""},
-		{"filter without nvram adds it", "", Filter, "", Create, true, false, "", ""},
-		{"block nvram", "<nvram type='block'><source dev='/dev/sdz'/></nvram>", Filter, "", Nothing, false, false, "type='block'", ""},
-		{"network nvram", "<nvram type='network'><source protocol='nbd'/></nvram>", Prepare, "", Nothing, false, false, "type='network'", ""},
-		{"nvram without a path", "<nvram template='/x'/>", Prepare, "", Nothing, false, false, "names no file", ""},
-		{"filter, nvram without template, add_template off", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "", Create, false, false, "", ""},
-		{"filter, nvram without template, add_template on", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", Create, false, true, "", ""},
-		{"filter, template already there", "<nvram template='TPL'>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", Create, false, false, "", ""},
+		{"prepare without nvram leaves it to libvirt", "", Prepare, "", "nothing", "libvirt generates the path"},
+		{"filter without nvram adds it", "", Filter, "", "create+add-nvram", ""},
+		{"block nvram", "<nvram type='block'><source dev='/dev/sdz'/></nvram>", Filter, "", "skip", "type='block'"},
+		{"network nvram", "<nvram type='network'><source protocol='nbd'/></nvram>", Prepare, "", "skip", "type='network'"},
+		{"nvram without a path", "<nvram template='/x'/>", Prepare, "", "nothing", "names no file"},
+		{"filter, nvram without template, add_template off", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "", "create", ""},
+		{"filter, nvram without template, add_template on", "<nvram>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", "create+set-template", ""},
+		{"filter, template already there", "<nvram template='TPL'>NVRAM/vm_VARS.fd</nvram>", Filter, "add_template = true", "create", ""},
+		{"filter, existing varstore, add_template on", "<nvram>NVRAM/exists_VARS.fd</nvram>", Filter, "add_template = true", "set-template", "exists"},
+		{"filter, outside allowed dirs, add_template on", "<nvram>OUTSIDE/vm_VARS.fd</nvram>", Filter, "add_template = true", "skip-warn+set-template", "outside allowed_dirs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.extra)
-			nv := strings.NewReplacer("NVRAM", f.nvram, "TPL", f.vars).Replace(tt.nvram)
-			dec, err := f.p.Plan(dom(t, "vm", nv), tt.mode)
+			os.WriteFile(filepath.Join(f.nvram, "exists_VARS.fd"), []byte("guest"), 0o600)
+			nv := strings.NewReplacer("NVRAM", f.nvram, "TPL", f.vars, "OUTSIDE", f.outside).Replace(tt.nvram)
+			pl, err := f.h.Plan(dom(t, "vm", nv), tt.mode)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if dec.Action != tt.action || dec.AddNVRAM != tt.addNV || dec.AddTemplate != tt.addTpl || !strings.Contains(dec.Reason, tt.reason) {
-				t.Errorf("got %+v", dec)
+			if got := summary(pl); got != tt.effects || !strings.Contains(pl.Reason, tt.reason) {
+				t.Errorf("got %s (%s), want %s (%s)", got, pl.Reason, tt.effects, tt.reason)
 			}
-			if dec.Action == Create && dec.Template.Template != f.vars {
-				t.Errorf("template = %+v", dec.Template)
-			}
-			if tt.addNV && dec.Path != filepath.Join(f.nvram, "vm_VARS.fd") {
-				t.Errorf("generated path %s", dec.Path)
+			for _, e := range pl.Effects {
+				var tmpl string
+				switch e := e.(type) {
+				case CreateVarstore:
+					tmpl = e.Template.Template
+				case AddNVRAM:
+					tmpl = e.Template.Template
+					if e.Path != filepath.Join(f.nvram, "vm_VARS.fd") {
+						t.Errorf("generated path %s", e.Path)
+					}
+				case SetTemplate:
+					tmpl = e.Template.Template
+				default:
+					continue
+				}
+				if tmpl != f.vars {
+					t.Errorf("%s: template %s, want %s", e, tmpl, f.vars)
+				}
 			}
 		})
 	}
@@ -141,9 +191,9 @@ func TestNoVarstoreReasons(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec, err := (&Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}).Plan(d, Filter)
-		if err != nil || dec.Action != Nothing || !strings.Contains(dec.Reason, tt.reason) {
-			t.Errorf("%s: %+v, %v; want nothing because %q", tt.os, dec, err, tt.reason)
+		pl, err := (&Host{ConfigErr: errors.New("the config must not be needed")}).Plan(d, Filter)
+		if err != nil || summary(pl) != "nothing" || !strings.Contains(pl.Reason, tt.reason) {
+			t.Errorf("%s: %+v, %v; want nothing because %q", tt.os, pl, err, tt.reason)
 		}
 	}
 	for _, x := range []string{
@@ -152,16 +202,17 @@ func TestNoVarstoreReasons(t *testing.T) {
 	} {
 		d, _ := domain.Parse([]byte(x))
 		for _, mode := range []Mode{Prepare, Filter} {
-			if dec, err := (&Planner{}).Plan(d, mode); err != nil || dec.Action != Nothing || !strings.Contains(dec.Reason, "firmware='efi'") && !strings.Contains(dec.Reason, "libvirt generates") {
-				t.Errorf("autoselection, mode %v: %+v, %v", mode, dec, err)
+			// A filter reads the config (translate_loader, add_template).
+			if pl, err := (&Host{Config: config.Default("/nonexistent")}).Plan(d, mode); err != nil || summary(pl) != "nothing" || !strings.Contains(pl.Reason, "firmware='efi'") && !strings.Contains(pl.Reason, "libvirt generates") {
+				t.Errorf("autoselection, mode %v: %+v, %v", mode, pl, err)
 			}
 		}
 	}
 }
 
 // TestExistingVarstoreNeedsNoConfig: an existing varstore, a regular file
-// or a symlink to one anywhere, is used as it is without reading the
-// config.
+// or a symlink to one anywhere, is used as it is without the config (a
+// broken one does not fail the start).
 func TestExistingVarstoreNeedsNoConfig(t *testing.T) {
 	for _, link := range []bool{false, true} {
 		t.Run(fmt.Sprintf("symlink=%v", link), func(t *testing.T) {
@@ -172,13 +223,10 @@ func TestExistingVarstoreNeedsNoConfig(t *testing.T) {
 				path = filepath.Join(dir, "link_VARS.fd")
 				os.Symlink(filepath.Join(dir, "vm_VARS.fd"), path)
 			}
-			p := &Planner{ConfigPath: "/nonexistent/must-not-be-read", ConfigRequired: true}
-			dec, err := p.Plan(dom(t, "vm", "<nvram>"+path+"</nvram>"), Prepare)
-			if err != nil || dec.Action != Exists {
-				t.Fatalf("got %+v, %v", dec, err)
-			}
-			if p.cfg != nil || p.cfgErr != nil {
-				t.Error("the config was read for an existing varstore")
+			h := &Host{ConfigErr: errors.New("the config must not be needed")}
+			pl, err := h.Plan(dom(t, "vm", "<nvram>"+path+"</nvram>"), Prepare)
+			if err != nil || summary(pl) != "exists" {
+				t.Fatalf("got %+v, %v", pl, err)
 			}
 		})
 	}
@@ -210,7 +258,7 @@ func TestVarsName(t *testing.T) {
 func TestFilterWithoutTemplateFails(t *testing.T) {
 	f := newFixture(t, "")
 	d, _ := domain.Parse([]byte("<domain><name>vm</name><os><loader readonly='yes' type='pflash'>/fw/OTHER.fd</loader></os></domain>"))
-	_, err := f.p.Plan(d, Filter)
+	_, err := f.h.Plan(d, Filter)
 	var nf *firmware.NotFoundError
 	if !errors.As(err, &nf) {
 		t.Errorf("err = %v, want NotFoundError", err)
@@ -249,9 +297,9 @@ func TestSizeGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec, err := (&Planner{ConfigPath: conf, ConfigRequired: true}).Plan(d, Prepare)
+		pl, err := NewHost(config.Base(conf, ""), true, nil).Plan(d, Prepare)
 		if tt.ok != (err == nil) {
-			t.Errorf("template %q: %+v, %v", tt.template, dec, err)
+			t.Errorf("template %q: %+v, %v", tt.template, pl, err)
 		}
 		if err != nil && (!errors.Is(err, ErrSize) || !strings.Contains(err.Error(), "is 131072 bytes, but loader "+code+" takes 540672-byte varstores")) {
 			t.Errorf("error %v", err)
