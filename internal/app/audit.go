@@ -10,6 +10,7 @@ import (
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // DefaultDomainDir holds the system daemon's persistent domain XML.
@@ -34,7 +35,7 @@ func runAudit(e Env, dir string) int {
 	}
 	problems, uefi := 0, 0
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := safeopen.ReadFile(f, domain.MaxSize)
 		if err != nil {
 			fmt.Fprintf(e.Stdout, "ERROR    %s: %v\n", f, err)
 			problems++

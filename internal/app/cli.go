@@ -13,6 +13,7 @@ import (
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 const usage = `Usage:
@@ -157,7 +158,7 @@ func runCheck(e Env) int {
 func runExplain(e Env, file string) int {
 	var in io.Reader = e.Stdin
 	if file != "" && file != "-" {
-		f, err := os.Open(file)
+		f, err := safeopen.File(file)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "%s: %s\n", Prog, err)
 			return ExitFailure

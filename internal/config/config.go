@@ -15,7 +15,7 @@ import (
 	"gopkg.in/ini.v1"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/qemuconf"
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/rawfile"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // DefaultPath is where libvirt's other configuration lives.
@@ -149,7 +149,7 @@ func Load(path string, required bool) (*Config, error) {
 
 // LoadOver reads base.Path over base (Default or SessionDefault).
 func LoadOver(base *Config, required bool) (*Config, error) {
-	data, err := rawfile.Read(base.Path)
+	data, err := safeopen.ReadFile(base.Path, safeopen.MaxConfigSize)
 	if errors.Is(err, os.ErrNotExist) && !required {
 		return base, nil
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // Descriptor is the part of a QEMU firmware descriptor (qemu
@@ -66,7 +68,7 @@ func DescriptorFiles(dirs []string) ([]string, error) {
 	chosen := map[string]string{}
 	var firstErr error
 	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
+		entries, err := safeopen.ReadDir(dir)
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) && firstErr == nil {
 				firstErr = err
@@ -100,7 +102,7 @@ func DescriptorFiles(dirs []string) ([]string, error) {
 
 // ReadDescriptor parses one descriptor file.
 func ReadDescriptor(file string) (*Descriptor, error) {
-	data, err := os.ReadFile(file)
+	data, err := safeopen.ReadFile(file, safeopen.MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func DescriptorStates(dirs []string) []DescriptorState {
 	var out []DescriptorState
 	winner := map[string]string{}
 	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
+		entries, err := safeopen.ReadDir(dir)
 		if err != nil {
 			continue
 		}

@@ -8,8 +8,9 @@ package qemuconf
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // Pair is one CODE:VARS entry of the nvram list.
@@ -30,7 +31,7 @@ type Conf struct {
 // Load reads and parses path. A missing file is returned as an error
 // wrapping os.ErrNotExist so that callers can treat it as "not configured".
 func Load(path string) (*Conf, error) {
-	data, err := os.ReadFile(path)
+	data, err := safeopen.ReadFile(path, safeopen.MaxConfigSize)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // MaxTemplateSize caps what we copy: the largest real templates (AAVMF)
@@ -29,7 +31,7 @@ const MaxTemplateSize = 256 << 20
 
 // Sentinel errors, matched with errors.Is.
 var (
-	ErrNotRegular  = errors.New("not a regular file")
+	ErrNotRegular  = safeopen.ErrNotRegular
 	ErrBadTemplate = errors.New("unusable varstore template")
 	ErrFormat      = errors.New("template format does not match the varstore format")
 )
@@ -242,16 +244,15 @@ func fileMode(m uint32) os.FileMode {
 	return 0
 }
 
-// openTemplate opens the template without blocking (a FIFO would hang a
-// plain open) and checks that it is a regular, non-empty file of sane size.
+// openTemplate opens the template (safeopen: never blocks, regular files
+// only) and checks that it is non-empty and of sane size.
 // It returns the template's format, from its content, checked against the
 // declared one.
 func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	f, err := safeopen.File(path)
 	if err != nil {
-		return nil, 0, "", fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
+		return nil, 0, "", fmt.Errorf("%w: %w", ErrBadTemplate, err)
 	}
-	f := os.NewFile(uintptr(fd), path)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -263,8 +264,6 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 	}
 	format := ""
 	switch {
-	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("%w %s: %s, not a regular file", ErrBadTemplate, path, kind(fi.Mode()))
 	case fi.Size() == 0:
 		err = fmt.Errorf("%w %s: empty file", ErrBadTemplate, path)
 	case fi.Size() > max:
@@ -286,10 +285,10 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 
-// FormatOf returns the format of the file at path, "raw" or "qcow2", by
-// its content.
+// FormatOf returns the format of the regular file at path, "raw" or
+// "qcow2", by its content.
 func FormatOf(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := safeopen.File(path)
 	if err != nil {
 		return "", err
 	}

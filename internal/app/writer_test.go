@@ -1,0 +1,96 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestNoFileOpenBlocks: a FIFO wherever the hook reads a file (template=,
+// its config, qemu.conf, a firmware descriptor, explain -f, a domain XML
+// that check --audit reads) is refused with one line instead of waiting
+// for a writer forever while libvirtd holds the domain's job. The template
+// case used to hang when the loader's flash layout was known: the size
+// check opened the template with a plain open.
+func TestNoFileOpenBlocks(t *testing.T) {
+	mkfifo := func(t *testing.T, p string) {
+		os.Remove(p)
+		if err := unix.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare := func(t *testing.T, h *host, loader, template string) []string {
+		in := h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")
+		in = bytes.ReplaceAll(in, []byte(customLoader), []byte(loader))
+		if template != "" {
+			in = bytes.Replace(in, []byte("<nvram>"), []byte("<nvram template='"+template+"'>"), 1)
+		}
+		return []string{string(in), "uefi-custom", "prepare", "begin", "-"}
+	}
+	for _, tt := range []struct {
+		name  string
+		setup func(t *testing.T, h *host) []string // stdin, then the arguments
+		code  int
+		want  string
+	}{
+		{"template= with the loader's layout known", func(t *testing.T, h *host) []string {
+			loader := filepath.Join(h.fw, "DESC_CODE.fd")
+			os.WriteFile(loader, []byte("code"), 0o644)
+			fifo := filepath.Join(h.fw, "FIFO_VARS.fd")
+			mkfifo(t, fifo)
+			return prepare(t, h, loader, fifo)
+		}, 1, "a FIFO"},
+		{"template= of a custom loader", func(t *testing.T, h *host) []string {
+			fifo := filepath.Join(h.fw, "FIFO_VARS.fd")
+			mkfifo(t, fifo)
+			return prepare(t, h, customLoader, fifo)
+		}, 1, "a FIFO"},
+		{"the hook's config", func(t *testing.T, h *host) []string {
+			mkfifo(t, h.conf)
+			return prepare(t, h, customLoader, "")
+		}, 1, "a FIFO"},
+		{"qemu.conf", func(t *testing.T, h *host) []string {
+			mkfifo(t, filepath.Join(h.root, "qemu.conf"))
+			return prepare(t, h, filepath.Join(h.fw, "QC_CODE.fd"), "")
+		}, 1, ""},
+		{"a firmware descriptor", func(t *testing.T, h *host) []string {
+			mkfifo(t, filepath.Join(h.root, "descriptors", "50-test.json"))
+			return prepare(t, h, filepath.Join(h.fw, "DESC_CODE.fd"), "")
+		}, 1, ""},
+		{"explain -f", func(t *testing.T, h *host) []string {
+			fifo := filepath.Join(h.root, "domain.xml")
+			mkfifo(t, fifo)
+			return []string{"", "explain", "-f", fifo}
+		}, 1, "a FIFO"},
+		{"a domain XML of check --audit", func(t *testing.T, h *host) []string {
+			defs := filepath.Join(h.root, "qemu")
+			os.Mkdir(defs, 0o755)
+			mkfifo(t, filepath.Join(defs, "vm.xml"))
+			return []string{"", "check", "--audit", defs}
+		}, 1, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			args := tt.setup(t, h)
+			done := make(chan result, 1)
+			go func() { done <- h.run(t, []byte(args[0]), args[1:]...) }()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("the hook blocks: it opened a FIFO waiting for a writer")
+			}
+			if r.code != tt.code || !strings.Contains(r.stderr+r.stdout, tt.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", r.code, r.stdout, r.stderr, tt.code, tt.want)
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("left in the nvram directory: %v", entries)
+			}
+		})
+	}
+}
