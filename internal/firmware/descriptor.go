@@ -178,7 +178,7 @@ func (d *Descriptor) Mismatch(q Query) string {
 
 func (d *Descriptor) matchesTarget(arch, machine string) bool {
 	for _, t := range d.Targets {
-		if t.Architecture != arch {
+		if libvirtArch(t.Architecture) != arch {
 			continue
 		}
 		if machine == "" {
@@ -191,6 +191,20 @@ func (d *Descriptor) matchesTarget(arch, machine string) bool {
 		}
 	}
 	return false
+}
+
+// Facts says what the descriptor declares: architecture (when it targets
+// one), Secure Boot, SMM, and whether the template has keys enrolled
+// (which keys, a descriptor does not say).
+func (d *Descriptor) Facts() Facts {
+	f := Facts{SecureBoot: flagOf(d.has("secure-boot")), SMM: flagOf(d.has("requires-smm")), Format: firstNonEmpty(d.TemplateFormat, "raw")}
+	if len(d.Targets) == 1 {
+		f.Arch = libvirtArch(d.Targets[0].Architecture)
+	}
+	if !d.has("enrolled-keys") {
+		f.Keys = KeysNone
+	}
+	return f
 }
 
 func (d *Descriptor) targetList() string {

@@ -274,7 +274,7 @@ func (c *Catalog) loadDescriptors(s Sources) {
 			continue
 		}
 		if d.SplitFlash() {
-			c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d})
+			c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d, Facts: descriptorFacts(d, s)})
 		}
 	}
 	c.Consulted = append(c.Consulted, fmt.Sprintf("%d firmware descriptors", len(files)))
@@ -307,9 +307,41 @@ func (c *Catalog) loadTable(s Sources) {
 	for _, e := range s.Table {
 		code, vars := s.TableRoot+e.Code, s.TableRoot+e.Vars
 		if identity(code).regular && identity(vars).regular {
-			c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch, Facts: e.Facts})
+			c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Source: FromTable, Origin: e.Distro + " " + e.Arch, Facts: localSizes(e.Facts, code, vars)})
 			n++
 		}
 	}
 	c.Consulted = append(c.Consulted, fmt.Sprintf("built-in table (%d pairs present)", n))
+}
+
+// descriptorFacts completes what a descriptor declares with what the
+// table knows of the same CODE/VARS pair (which keys the template holds),
+// and with the sizes of the files on this host.
+func descriptorFacts(d *Descriptor, s Sources) Facts {
+	f := d.Facts()
+	for _, e := range s.Table {
+		if s.TableRoot+e.Code != d.Executable || s.TableRoot+e.Vars != d.Template || e.Arch != f.Arch {
+			continue
+		}
+		if e.SecureBoot == f.SecureBoot && e.SMM == f.SMM && (f.Keys == "" || f.Keys == e.Keys) {
+			f.Keys = e.Keys
+		}
+		break
+	}
+	return localSizes(f, d.Executable, d.Template)
+}
+
+// localSizes sets the sizes of raw files that exist on this host: they
+// are the flash layout this host has, whatever the table says.
+func localSizes(f Facts, code, vars string) Facts {
+	if f.Format != "" && f.Format != "raw" {
+		return f
+	}
+	if fi, err := os.Stat(code); err == nil && fi.Mode().IsRegular() {
+		f.CodeSize = fi.Size()
+	}
+	if fi, err := os.Stat(vars); err == nil && fi.Mode().IsRegular() {
+		f.VarsSize = fi.Size()
+	}
+	return f
 }

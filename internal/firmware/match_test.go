@@ -102,8 +102,11 @@ func TestBuiltinTable(t *testing.T) {
 func TestTableIsWellFormed(t *testing.T) {
 	seen := map[string]bool{}
 	for _, e := range Table {
-		if !filepath.IsAbs(e.Code) || !filepath.IsAbs(e.Vars) || e.Code == e.Vars || e.Distro == "" || e.Arch == "" {
+		if !filepath.IsAbs(e.Code) || !filepath.IsAbs(e.Vars) || e.Code == e.Vars || e.Distro == "" || e.Arch == "" || e.Format == "" {
 			t.Errorf("bad entry %+v", e)
+		}
+		if e.Releases != "" && !e.Complete() {
+			t.Errorf("%s: checked against packages, but facts are missing: %s", e.Code, e.Describe())
 		}
 		if seen[e.Code] {
 			t.Errorf("%s listed twice", e.Code)

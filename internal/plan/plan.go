@@ -450,9 +450,14 @@ func LayoutMismatch(cat *firmware.Catalog, q firmware.Query, file string) (Misma
 	if !ok || layout.Vars == file {
 		return Mismatch{}, false
 	}
-	want, err1 := os.Stat(layout.Vars)
-	got, err2 := os.Stat(file)
-	if err1 != nil || err2 != nil || want.Size() == got.Size() {
+	want := layout.Facts.VarsSize // the flash layout, known for raw files
+	if want == 0 {
+		if fi, err := os.Stat(layout.Vars); err == nil {
+			want = fi.Size()
+		}
+	}
+	got, err := os.Stat(file)
+	if want == 0 || err != nil || want == got.Size() {
 		return Mismatch{}, false
 	}
 	wf, err1 := varstore.FormatOf(layout.Vars)
@@ -460,7 +465,7 @@ func LayoutMismatch(cat *firmware.Catalog, q firmware.Query, file string) (Misma
 	if err1 != nil || err2 != nil || wf != gf {
 		return Mismatch{}, false
 	}
-	return Mismatch{Layout: layout, Want: want.Size(), Got: got.Size()}, true
+	return Mismatch{Layout: layout, Want: want, Got: got.Size()}, true
 }
 
 // placement resolves the varstore's directory and checks it against

@@ -1,0 +1,227 @@
+package firmware
+
+import (
+	"bufio"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Debian's firmware packages as they are: testdata/debian/RELEASE holds
+// the file list of each release's .debs (files.txt: sizes and symlinks)
+// and their firmware descriptors, copied from the packages (12: bookworm
+// 2022.11-6+deb12u2; 13: trixie 2025.02-8+deb13u1; sid: 2026.08+ds-2).
+
+var debianReleases = []string{"12", "13", "sid"}
+
+// debFile is one file of a release: a size, or a symlink target.
+type debFile struct {
+	size   int64
+	target string
+}
+
+func debianFiles(t *testing.T, release string) map[string]debFile {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "debian", release, "files.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string]debFile{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		if p, target, ok := strings.Cut(line, " -> "); ok {
+			files[p] = debFile{target: target}
+			continue
+		}
+		p, size, _ := strings.Cut(line, " ")
+		n, err := strconv.ParseInt(size, 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", release, line)
+		}
+		files[p] = debFile{size: n}
+	}
+	return files
+}
+
+// resolve follows a release's symlinks to the regular file.
+func resolve(files map[string]debFile, p string) (string, debFile, bool) {
+	for range 8 {
+		f, ok := files[p]
+		if !ok {
+			return "", debFile{}, false
+		}
+		if f.target == "" {
+			return p, f, true
+		}
+		p = path.Join(path.Dir(p), f.target)
+	}
+	return "", debFile{}, false
+}
+
+func inRelease(e TableEntry, release string) bool {
+	for _, r := range strings.Fields(e.Releases) {
+		if r == release {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTableMatchesDebianPackages: every Debian entry exists, with its
+// sizes, in exactly the releases it names, and every split CODE file of
+// a release is in the table.
+func TestTableMatchesDebianPackages(t *testing.T) {
+	for _, release := range debianReleases {
+		files := debianFiles(t, release)
+		known := map[string]bool{}
+		for _, e := range Table {
+			if e.Distro != "debian" {
+				continue
+			}
+			known[e.Code] = true
+			_, code, okCode := resolve(files, e.Code)
+			_, vars, okVars := resolve(files, e.Vars)
+			if !inRelease(e, release) {
+				if okCode {
+					t.Errorf("%s: %s is in the packages, but the entry does not name the release", release, e.Code)
+				}
+				continue
+			}
+			if !okCode || !okVars {
+				t.Errorf("%s: %s + %s not both in the packages", release, e.Code, e.Vars)
+				continue
+			}
+			if code.size != e.CodeSize || vars.size != e.VarsSize {
+				t.Errorf("%s: %s is %d + %d bytes, the table says %d + %d", release, e.Code, code.size, vars.size, e.CodeSize, e.VarsSize)
+			}
+		}
+		for p := range files {
+			dir, base := path.Split(p)
+			split := strings.Contains(base, "_CODE") || dir == "/usr/share/qemu-efi-loongarch64/" && base == "QEMU_EFI.fd"
+			if split && !known[p] {
+				t.Errorf("%s: %s is not in the table", release, p)
+			}
+		}
+	}
+}
+
+// TestTableAgreesWithDebianDescriptors: where a release's descriptor
+// names a table pair, both say the same of architecture, Secure Boot,
+// SMM and enrolled keys.
+func TestTableAgreesWithDebianDescriptors(t *testing.T) {
+	for _, release := range debianReleases {
+		paths, _ := filepath.Glob(filepath.Join("testdata", "debian", release, "firmware", "*.json"))
+		if len(paths) == 0 {
+			t.Fatalf("%s: no descriptors", release)
+		}
+		for _, p := range paths {
+			d, err := ReadDescriptor(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.SplitFlash() {
+				continue
+			}
+			found := false
+			for _, e := range Table {
+				if e.Code != d.Executable || e.Vars != d.Template {
+					continue
+				}
+				found = true
+				df := d.Facts()
+				enrolled := e.Keys != KeysNone
+				if df.Arch != e.Arch || df.SecureBoot != e.SecureBoot || df.SMM != e.SMM || enrolled != (df.Keys != KeysNone) {
+					t.Errorf("%s %s: descriptor says %s, the table %s", release, filepath.Base(p), df.Describe(), e.Facts.Describe())
+				}
+			}
+			if !found {
+				t.Errorf("%s %s: %s + %s not in the table", release, filepath.Base(p), d.Executable, d.Template)
+			}
+		}
+	}
+}
+
+// debianTree lays out a release's firmware files (sparse, of their real
+// sizes; symlinks as shipped) and its descriptors under root, and
+// returns the sources a host with those packages has.
+func debianTree(t *testing.T, release string) (string, Sources) {
+	t.Helper()
+	root := t.TempDir()
+	for p, f := range debianFiles(t, release) {
+		full := root + p
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if f.target != "" {
+			if err := os.Symlink(f.target, full); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		fh, err := os.Create(full)
+		if err == nil {
+			err = fh.Truncate(f.size)
+		}
+		if err == nil {
+			err = fh.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	descs := filepath.Join(root, "usr/share/qemu/firmware")
+	paths, _ := filepath.Glob(filepath.Join("testdata", "debian", release, "firmware", "*.json"))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(descs, filepath.Base(p)), strings.ReplaceAll(string(data), `"/usr/share/`, `"`+root+`/usr/share/`))
+	}
+	return root, Sources{DescriptorDirs: []string{filepath.Join(root, "etc/qemu/firmware"), descs}, Table: Table, TableRoot: root}
+}
+
+// TestDebianTrees: on a host with a release's packages, every table
+// entry of that release finds a template, and its layout is the real one
+// (the size check compares with it); a descriptor for i386 serves an
+// i686 domain as libvirt maps the names; riscv64 and loongarch64 come
+// with their 32 and 16 MiB layouts.
+func TestDebianTrees(t *testing.T) {
+	for _, release := range debianReleases {
+		t.Run(release, func(t *testing.T) {
+			root, s := debianTree(t, release)
+			c := Load(s)
+			if len(c.Problems) > 0 {
+				t.Fatal(c.Problems)
+			}
+			for _, e := range Table {
+				if e.Distro != "debian" || !inRelease(e, release) {
+					continue
+				}
+				q := Query{Loader: root + e.Code, Arch: e.Arch}
+				if _, err := c.Find(q); err != nil {
+					t.Errorf("%s: %v", e.Code, err)
+				}
+				l, ok := c.Layout(q)
+				if !ok || l.Facts.VarsSize != e.VarsSize || l.Facts.CodeSize != e.CodeSize {
+					t.Errorf("%s: layout %+v, %v; want %d + %d bytes", e.Code, l.Facts, ok, e.CodeSize, e.VarsSize)
+				}
+			}
+			if release == "sid" {
+				return
+			}
+			hit, err := c.Find(Query{Loader: root + "/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd", Arch: "i686", Machine: "pc-q35-10.0"})
+			if err != nil || hit.Source != FromDescriptor || filepath.Base(hit.Origin) != "50-edk2-i386-secure.json" {
+				t.Errorf("i686 Secure Boot firmware: %+v, %v; want the i386 descriptor", hit, err)
+			}
+		})
+	}
+}
