@@ -7,7 +7,8 @@
 #   VERSION            git describe output (make passes it); made a Debian
 #                      version by ../version.sh, revision DEB_REVISION (1)
 #   ARCH               Debian architecture; default: from BINARY's ELF header
-#   MAINTAINER         "Name <address>" for control and changelog
+#   MAINTAINER         "Name <address>" for control and changelog; empty: a
+#                      placeholder that says it is one (../pkglib.sh)
 #   SOURCE_DATE_EPOCH  timestamps inside the package; default: last commit
 set -euo pipefail
 
@@ -50,11 +51,13 @@ ln -s "/usr/libexec/$name" "$stage/etc/libvirt/hooks/qemu.d/50-nvram"
 install -m 0644 "$inst/nvram-hook.conf" "$stage/etc/libvirt/nvram-hook.conf"
 gzip -9n <"$inst/$name.8" >"$stage/usr/share/man/man8/$name.8.gz"
 sed -e "s|@YEAR@|$(date -u -d "@$epoch" +%Y)|" "$here/copyright.in" >"$doc/copyright"
+# The licenses of the modules linked into the binary (install/notices).
+gzip -9n <"$inst/THIRD-PARTY-NOTICES" >"$doc/THIRD-PARTY-NOTICES.gz"
 sed -e "s|@VERSION@|$version|" -e "s|@GIT_VERSION@|${VERSION:-unknown}|" \
 	-e "s|@MAINTAINER@|$maintainer|" -e "s|@DATE@|$(date -u -R -d "@$epoch")|" \
 	"$here/changelog.in" | gzip -9n >"$doc/changelog.Debian.gz"
 install -m 0644 "$here/lintian-overrides" "$stage/usr/share/lintian/overrides/$name"
-chmod 0644 "$stage/usr/share/man/man8/$name.8.gz" "$doc/changelog.Debian.gz" "$doc/copyright"
+chmod 0644 "$stage/usr/share/man/man8/$name.8.gz" "$doc/changelog.Debian.gz" "$doc/copyright" "$doc/THIRD-PARTY-NOTICES.gz"
 
 # Maintainer scripts: ../hooklib.sh pasted in at the #HOOKLIB# line.
 for script in preinst postinst postrm; do

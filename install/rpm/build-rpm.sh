@@ -7,7 +7,8 @@
 #   VERSION            git describe output (make passes it); made an RPM
 #                      version by ../version.sh
 #   ARCH               RPM architecture; default: from BINARY's ELF header
-#   MAINTAINER         "Name <address>" for the changelog
+#   MAINTAINER         "Name <address>" for Packager and the changelog;
+#                      empty: a placeholder that says it is one (../pkglib.sh)
 #   SOURCE_DATE_EPOCH  build time recorded in the package; default: last commit
 set -euo pipefail
 
@@ -35,8 +36,15 @@ topdir=$(mktemp -d)
 trap 'rm -rf "$topdir"' EXIT
 mkdir -p "$topdir"/{SOURCES,SPECS,BUILD,BUILDROOT,RPMS,SRPMS}
 install -m 0755 "$bin" "$topdir/SOURCES/$name"
-install -m 0644 "$inst/nvram-hook.conf" "$inst/$name.8" "$inst/hooklib.sh" "$topdir/SOURCES/"
-sed -e "s|@YEAR@|$(date -u -d "@$epoch" +%Y)|" "$inst/debian/copyright.in" >"$topdir/SOURCES/copyright"
+install -m 0644 "$inst/nvram-hook.conf" "$inst/$name.8" "$inst/hooklib.sh" \
+	"$top/LICENSE" "$inst/THIRD-PARTY-NOTICES" "$topdir/SOURCES/"
+# License: the SPDX expression of everything linked into the binary, as
+# install/notices wrote it into the notices (its test keeps them current).
+license=$(sed -n 's/^SPDX-License-Identifier of the binary: //p' "$inst/THIRD-PARTY-NOTICES")
+[[ -n $license ]] || {
+	echo "build-rpm.sh: no SPDX line in $inst/THIRD-PARTY-NOTICES (make notices)" >&2
+	exit 1
+}
 
 # --target sets the package architecture; nothing is compiled for it.
 # --nodeps: the build host need not have libvirt (or an RPM database).
@@ -47,6 +55,7 @@ rpmbuild -bb --nodeps --quiet \
 	--define "pkg_git ${VERSION:-unknown}" \
 	--define "pkg_date $(LC_ALL=C date -u -d "@$epoch" '+%a %b %d %Y')" \
 	--define "pkg_packager $packager" \
+	--define "pkg_license $license" \
 	--define "use_source_date_epoch_as_buildtime 1" \
 	--define "clamp_mtime_to_source_date_epoch 1" \
 	--define "_buildhost reproducible" \
