@@ -6,18 +6,24 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X $(PKG)/internal/app.Version=$(VERSION)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+# "Name <address>" for the packages' Maintainer/Packager fields. Empty: the
+# build scripts use a placeholder that says it is one (install/pkglib.sh).
+MAINTAINER ?=
 
-.PHONY: all build test vet fmt-check e2e demo bench install uninstall deb rpm clean help
+.PHONY: all build test vet fmt-check tidy-check notices e2e demo bench install uninstall deb rpm clean help
 
 all: build
 
 help:
 	@echo "make build      build $(BIN)"
-	@echo "make test       go vet, gofmt check, go test -race (no root needed)"
+	@echo "make test       go vet, gofmt, go mod tidy check, go test -race (no root needed)"
 	@echo "make e2e        real libvirtd suite (root; installs Debian packages)"
 	@echo "make demo       show the hook on a real libvirtd with built-in defaults (root)"
 	@echo "make install    install binary, hook entry and config (PREFIX, DESTDIR)"
-	@echo "make uninstall  remove binary and hook entry; keeps varstores and a modified config"
+	@echo "make uninstall  remove binary, hook entry and man page; keeps varstores and a modified config"
+	@echo "make deb rpm    packages in bin/ (MAINTAINER=\"Name <address>\" sets the maintainer)"
+	@echo "make notices    regenerate install/THIRD-PARTY-NOTICES and install/debian/copyright.in"
+	@echo "make bench      whole-process timings, and virsh start with/without the hook (root)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./hook
@@ -29,7 +35,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet fmt-check
+# go.mod and go.sum are what `go mod tidy` makes of the imports (it may ask
+# the module proxy for go.sum lines of test-only dependencies).
+tidy-check:
+	$(GO) mod tidy -diff
+
+test: vet fmt-check tidy-check
 	$(GO) test -race -count=1 ./...
 
 clean:
@@ -50,11 +61,16 @@ install: build
 uninstall:
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" bash install/install.sh uninstall
 
+# The third-party notices and the Debian copyright, from go.mod, go.sum and
+# the modules' LICENSE files (install/notices; its test fails when stale).
+notices:
+	$(GO) run ./install/notices -notices install/THIRD-PARTY-NOTICES -copyright install/debian/copyright.in
+
 deb: build
-	VERSION="$(VERSION)" bash install/debian/build-deb.sh $(BIN) bin
+	VERSION="$(VERSION)" MAINTAINER="$(MAINTAINER)" bash install/debian/build-deb.sh $(BIN) bin
 
 rpm: build
-	VERSION="$(VERSION)" bash install/rpm/build-rpm.sh $(BIN) bin
+	VERSION="$(VERSION)" MAINTAINER="$(MAINTAINER)" bash install/rpm/build-rpm.sh $(BIN) bin
 
 # Whole-process timings against /bin/true, a minimal Go program, cp and
 # libvirt's own copy; writes internal/bench/results.md.

@@ -27,7 +27,7 @@ NVRAM=/var/lib/libvirt/qemu/nvram/${NAME}_VARS.fd
 PKGS=(libvirt-daemon-system libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-x86 ovmf qemu-utils)
 
-if [ -t 1 ]; then B=$'\e[1m' N=$'\e[0m'; else B= N=; fi
+if [ -t 1 ]; then B=$'\e[1m' N=$'\e[0m'; else B='' N=''; fi
 step() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { printf '   %s\n' "$@"; }
 show() { printf '%s$ %s%s\n' "$B" "$*" "$N"; "$@"; }
@@ -39,15 +39,15 @@ die() {
 v() { virsh -q -c "$URI" "$@"; }
 
 # --- what to undo -----------------------------------------------------------
-our_virtlogd= our_libvirtd= daemon_pid= made_run_dir= made_qemu_d= made_demo=
+our_virtlogd='' our_libvirtd='' daemon_pid='' made_run_dir='' made_qemu_d='' made_demo=''
 made_markers=()
-made_guest= guest_defined= entry_added= entry_aside= conf_aside= qemuconf_saved= reloaded=
+made_guest='' guest_defined='' entry_added='' entry_aside='' conf_aside='' qemuconf_saved='' reloaded=''
 
 stop_pid() { # PID NAME: SIGTERM, wait up to 20 s, then SIGKILL
-	local pid=$1 i
+	local pid=$1
 	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 0
 	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || return 0
 		sleep 0.2
 	done

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # hooklib.sh: shell functions shared by install.sh, the Debian maintainer
 # scripts and the RPM scriptlets (build-deb.sh pastes this file into them, the
 # RPM spec includes it). It is POSIX sh because dpkg and rpm run their scripts

@@ -5,7 +5,9 @@
 #   install.sh uninstall
 #
 # Environment:
-#   PREFIX           default /usr/local; the binary goes to PREFIX/libexec
+#   PREFIX           default /usr/local; the binary goes to PREFIX/libexec,
+#                    the man page to PREFIX/share/man/man8, the license and
+#                    third-party notices to PREFIX/share/doc/libvirt-nvram-hook
 #   DESTDIR          stage everything under this directory: no daemon is
 #                    reloaded and nothing outside DESTDIR is looked at
 #   LIBVIRT_VERSION  skip asking the installed libvirt daemon its version
@@ -15,6 +17,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(dirname "$here")
 # Files and directories readable by all whatever the caller's umask: a
 # session libvirtd runs hooks as its user.
 umask 022
@@ -34,6 +37,10 @@ LEGACY=$HOOKS/qemu                # the only hook before libvirt 6.5
 CONF=/etc/libvirt/nvram-hook.conf
 SAMPLE=$here/nvram-hook.conf
 NVRAM_DIR=/var/lib/libvirt/qemu/nvram
+MAN=$PREFIX/share/man/man8/$NAME.8
+DOC=$PREFIX/share/doc/$NAME
+# Plain files installed as they are: source, then destination.
+DATA=("$here/$NAME.8" "$MAN" "$top/LICENSE" "$DOC/LICENSE" "$here/THIRD-PARTY-NOTICES" "$DOC/THIRD-PARTY-NOTICES")
 QEMU_D_SINCE=6.5
 
 changed=0
@@ -111,6 +118,32 @@ put_file() {
 	mv -fT -- "$tmp" "$DESTDIR$path"
 }
 
+# data_what PATH: the summary's word for one of the DATA files.
+data_what() {
+	[[ $1 == "$MAN" ]] && echo man || echo doc
+}
+
+# put_data SRC PATH: install a plain file (mode 0644) unless the same bytes
+# are there already.
+put_data() {
+	local src=$1 path=$2 what
+	what=$(data_what "$path")
+	if [[ -f $DESTDIR$path && ! -L $DESTDIR$path ]] && cmp -s -- "$src" "$DESTDIR$path"; then
+		if [[ $(stat -c %a -- "$DESTDIR$path") == 644 ]]; then
+			report "$what" "$path" unchanged
+			return
+		fi
+		chmod 0644 -- "$DESTDIR$path"
+		report "$what" "$path" "mode set to 0644"
+		return
+	fi
+	local state=installed
+	present "$DESTDIR$path" && state=updated
+	mkdir -p -- "$(dirname -- "$DESTDIR$path")"
+	put_file "$src" "$path" 0644
+	report "$what" "$path" "$state"
+}
+
 check_root() {
 	if [[ -z $DESTDIR && $EUID -ne 0 ]]; then
 		die "must run as root to write $PREFIX/libexec and /etc/libvirt (or set DESTDIR to stage the files in a directory)"
@@ -141,6 +174,13 @@ do_install() {
 	[[ $PREFIX == /* ]] || die "PREFIX must be an absolute path, not '$PREFIX'"
 	check_root
 	[[ -f $SAMPLE ]] || die "config sample $SAMPLE is missing"
+	local i
+	for ((i = 0; i < ${#DATA[@]}; i += 2)); do
+		[[ -f ${DATA[i]} ]] || die "${DATA[i]} is missing from the source tree"
+		if [[ -d $DESTDIR${DATA[i + 1]} && ! -L $DESTDIR${DATA[i + 1]} ]]; then
+			die "refusing to install: $DESTDIR${DATA[i + 1]} is a directory; nothing was changed"
+		fi
+	done
 
 	# Decide everything before changing anything, so that a refusal leaves
 	# the host as it was.
@@ -234,6 +274,11 @@ EOF
 		report config "$CONF" installed "every key commented out: built-in defaults apply"
 	fi
 
+	# The man page and the license texts: plain files, same bytes left alone.
+	for ((i = 0; i < ${#DATA[@]}; i += 2)); do
+		put_data "${DATA[i]}" "${DATA[i + 1]}"
+	done
+
 	# Reload: libvirtd caches "no qemu hook" from its start (or last SIGHUP)
 	# but lists qemu.d/ afresh on every call once it knows of a hook.
 	if [[ -n $had_hook ]]; then
@@ -282,6 +327,20 @@ do_uninstall() {
 	else
 		report config "$CONF" "kept" "modified from the shipped sample; delete it yourself if unwanted"
 	fi
+
+	local i path
+	for ((i = 1; i < ${#DATA[@]}; i += 2)); do
+		path=${DATA[i]}
+		if [[ -d $DESTDIR$path && ! -L $DESTDIR$path ]]; then
+			report "$(data_what "$path")" "$path" "left alone" "a directory, not ours"
+		elif present "$DESTDIR$path"; then
+			rm -f -- "$DESTDIR$path"
+			report "$(data_what "$path")" "$path" removed
+		else
+			report "$(data_what "$path")" "$path" absent
+		fi
+	done
+	rmdir -- "$DESTDIR$DOC" 2>/dev/null || true
 
 	note nvram "$DESTDIR$NVRAM_DIR: not touched (varstores stay)"
 	note reload "not needed: libvirt skips a hook that is gone"

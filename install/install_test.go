@@ -283,9 +283,91 @@ func TestInstallLayout(t *testing.T) {
 					t.Errorf("temp file left: %s", p)
 				}
 			}
-			wantContains(t, "output", r.stdout, "installed", "created", "skipped: DESTDIR set", "Done: 3 changed")
+			wantDocs(t, dest, strings.TrimSuffix(tc.binDir, "/libexec"))
+			wantContains(t, "output", r.stdout, "installed", "created", "skipped: DESTDIR set", "Done: 6 changed")
 		})
 	}
+}
+
+// docFiles maps what install.sh puts under PREFIX to its source in the tree.
+func docFiles(t *testing.T, prefix string) map[string]string {
+	return map[string]string{
+		prefix + "/share/man/man8/" + hookName + ".8":              here(t, hookName+".8"),
+		prefix + "/share/doc/" + hookName + "/LICENSE":             here(t, "../LICENSE"),
+		prefix + "/share/doc/" + hookName + "/THIRD-PARTY-NOTICES": here(t, "THIRD-PARTY-NOTICES"),
+	}
+}
+
+// wantDocs checks the man page and the license texts under DESTDIR+PREFIX:
+// copies of the tree's files, mode 0644, in 0755 directories.
+func wantDocs(t *testing.T, dest, prefix string) {
+	t.Helper()
+	for path, src := range docFiles(t, prefix) {
+		if _, err := os.Lstat(dest + path); err != nil {
+			t.Errorf("%s not installed: %v", path, err)
+			continue
+		}
+		wantMode(t, dest+path, 0o644)
+		wantMode(t, filepath.Dir(dest+path), fs.ModeDir|0o755)
+		if !bytes.Equal(readFile(t, dest+path), readFile(t, src)) {
+			t.Errorf("%s is not a copy of %s", path, src)
+		}
+	}
+}
+
+// make install puts the man page in PREFIX/share/man/man8 under DESTDIR, and
+// make uninstall removes it (and the license texts), leaving another
+// package's man page in the same directory alone.
+func TestManPageInstallUninstall(t *testing.T) {
+	needLinux(t)
+	needTool(t, "make")
+	for _, prefix := range []string{"/usr", "/opt/nvh"} {
+		t.Run(prefix, func(t *testing.T) {
+			t.Parallel()
+			dest := t.TempDir()
+			other := dest + prefix + "/share/man/man8/other.8"
+			writeFile(t, other, []byte(".TH OTHER 8\n"), 0o644)
+			otherBefore := snapshot(t, filepath.Dir(other))
+			bin := fakeBinary(t, "man")
+			mk := func(target string) result {
+				r := run(t, nil, "make", "-C", "..", "-o", "build", target, "BIN="+bin, "PREFIX="+prefix, "DESTDIR="+dest)
+				if r.code != 0 {
+					t.Fatalf("make %s: exit %d\n%s%s", target, r.code, r.stdout, r.stderr)
+				}
+				return r
+			}
+			r := mk("install")
+			wantDocs(t, dest, prefix)
+			wantContains(t, "make install", r.stdout, "man     "+dest+prefix+"/share/man/man8/"+hookName+".8: installed")
+
+			// Installing again changes nothing, the man page included.
+			r = mk("install")
+			wantContains(t, "second make install", r.stdout, "Nothing changed")
+
+			r = mk("uninstall")
+			for path := range docFiles(t, prefix) {
+				wantAbsent(t, dest+path)
+			}
+			wantAbsent(t, dest+prefix+"/share/doc/"+hookName)
+			wantContains(t, "make uninstall", r.stdout, "man     "+dest+prefix+"/share/man/man8/"+hookName+".8: removed")
+			// Only our page left the directory.
+			after := snapshot(t, filepath.Dir(other))
+			delete(otherBefore, ".") // the directory's mtime changes with the removal
+			delete(after, ".")
+			sameTree(t, otherBefore, after)
+		})
+	}
+}
+
+// An outdated man page (an older version of the project) is replaced.
+func TestManPageUpdated(t *testing.T) {
+	needLinux(t)
+	dest := t.TempDir()
+	page := dest + "/usr/local/share/man/man8/" + hookName + ".8"
+	writeFile(t, page, []byte(".TH OLD 8\n"), 0o644)
+	r := mustInstaller(t, dest, nil, "install", fakeBinary(t, "v1"))
+	wantContains(t, "output", r.stdout, "man     "+page+": updated")
+	wantDocs(t, dest, "/usr/local")
 }
 
 func TestInstallTwiceChangesNothing(t *testing.T) {
@@ -565,6 +647,9 @@ func TestUninstall(t *testing.T) {
 			wantAbsent(t, dest+"/usr/local/libexec/"+hookName)
 			wantAbsent(t, dest+entryPath)
 			wantAbsent(t, dest+legacyPath)
+			for path := range docFiles(t, "/usr/local") {
+				wantAbsent(t, dest+path)
+			}
 			if tc.wantConfig {
 				if got := readFile(t, dest+confPath); !bytes.Equal(got, confBefore) {
 					t.Errorf("kept config changed:\n%s", got)
@@ -1003,12 +1088,13 @@ func TestBuildDeb(t *testing.T) {
 		"/usr/libexec/" + hookName: {"-rwxr-xr-x", "root/root", ""},
 		entryPath:                  {"lrwxrwxrwx", "root/root", "/usr/libexec/" + hookName},
 		confPath:                   {"-rw-r--r--", "root/root", ""},
-		"/usr/share/man/man8/" + hookName + ".8.gz":           {"-rw-r--r--", "root/root", ""},
-		"/usr/share/doc/" + hookName + "/copyright":           {"-rw-r--r--", "root/root", ""},
-		"/usr/share/doc/" + hookName + "/changelog.Debian.gz": {"-rw-r--r--", "root/root", ""},
-		"/usr/share/lintian/overrides/" + hookName:            {"-rw-r--r--", "root/root", ""},
-		"/etc/libvirt/hooks/qemu.d":                           {"drwxr-xr-x", "root/root", ""},
-		"":                                                    {"drwxr-xr-x", "root/root", ""}, // "./", the root
+		"/usr/share/man/man8/" + hookName + ".8.gz":              {"-rw-r--r--", "root/root", ""},
+		"/usr/share/doc/" + hookName + "/copyright":              {"-rw-r--r--", "root/root", ""},
+		"/usr/share/doc/" + hookName + "/changelog.Debian.gz":    {"-rw-r--r--", "root/root", ""},
+		"/usr/share/doc/" + hookName + "/THIRD-PARTY-NOTICES.gz": {"-rw-r--r--", "root/root", ""},
+		"/usr/share/lintian/overrides/" + hookName:               {"-rw-r--r--", "root/root", ""},
+		"/etc/libvirt/hooks/qemu.d":                              {"drwxr-xr-x", "root/root", ""},
+		"":                                                       {"drwxr-xr-x", "root/root", ""}, // "./", the root
 	} {
 		got, ok := contents[path]
 		if !ok {
@@ -1042,6 +1128,15 @@ func TestBuildDeb(t *testing.T) {
 	if got := gunzip(t, root+"/usr/share/man/man8/"+hookName+".8.gz"); !bytes.Equal(got, readFile(t, here(t, hookName+".8"))) {
 		t.Error("packaged man page differs from the source")
 	}
+	if got := gunzip(t, root+"/usr/share/doc/"+hookName+"/THIRD-PARTY-NOTICES.gz"); !bytes.Equal(got, readFile(t, here(t, "THIRD-PARTY-NOTICES"))) {
+		t.Error("packaged THIRD-PARTY-NOTICES differs from install/THIRD-PARTY-NOTICES")
+	}
+	// The DEP-5 copyright is the generated template with the build's year.
+	wantCopyright := strings.Replace(string(readFile(t, here(t, "debian/copyright.in"))), "@YEAR@", "2023", 1)
+	if got := string(readFile(t, root+"/usr/share/doc/"+hookName+"/copyright")); got != wantCopyright {
+		t.Errorf("packaged copyright differs from debian/copyright.in with the year filled in:\n%s", got)
+	}
+	wantContains(t, "dpkg-deb -I", info.stdout, "Maintainer: "+placeholderMaintainer+"\n")
 	wantContains(t, "changelog", string(gunzip(t, root+"/usr/share/doc/"+hookName+"/changelog.Debian.gz")),
 		"libvirt-nvram-hook (0.1.0~gita1b2c3d.dirty-1) unstable; urgency=medium", "git describe a1b2c3d-dirty")
 	for script, call := range map[string]string{"preinst": "nvh_pkg_pre", "postinst": "nvh_pkg_post", "postrm": "rm -f /run/libvirt-nvram-hook.first-hook"} {
@@ -1063,6 +1158,80 @@ func TestBuildDeb(t *testing.T) {
 	// Same input, same bytes.
 	if !bytes.Equal(readFile(t, deb), readFile(t, buildPackage(t, "debian/build-deb.sh", bin, env, name))) {
 		t.Error("two builds of the same input differ")
+	}
+}
+
+// placeholderMaintainer is what the packages name when MAINTAINER is unset.
+const placeholderMaintainer = "PLACEHOLDER set MAINTAINER <maintainer-unset@libvirt-nvram-hook.invalid>"
+
+// MAINTAINER (make deb rpm MAINTAINER=...) replaces the placeholder in every
+// field that names the maintainer.
+func TestMaintainerVariable(t *testing.T) {
+	needLinux(t)
+	needTool(t, "bash")
+	needTool(t, "dpkg-deb")
+	const who = "Jane Packager <jane@example.org>"
+	env := []string{"VERSION=v1.0.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64", "MAINTAINER=" + who}
+	deb := buildPackage(t, "debian/build-deb.sh", fakeBinary(t, "m"), env, "libvirt-nvram-hook_1.0.0-1_amd64.deb")
+	wantContains(t, "dpkg-deb -I", run(t, nil, "dpkg-deb", "-I", deb).stdout, "Maintainer: "+who+"\n")
+	root := t.TempDir()
+	run(t, nil, "dpkg-deb", "-x", deb, root)
+	wantContains(t, "changelog", string(gunzip(t, root+"/usr/share/doc/"+hookName+"/changelog.Debian.gz")), " -- "+who+"  ")
+	if _, err := exec.LookPath("rpmbuild"); err != nil {
+		return
+	}
+	env[2] = "ARCH=x86_64"
+	rpm := buildPackage(t, "rpm/build-rpm.sh", fakeBinary(t, "m"), env, "libvirt-nvram-hook-1.0.0-1.x86_64.rpm")
+	q := run(t, nil, "rpm", "-qp", "--qf", "%{PACKAGER}|%{CHANGELOGNAME}\n", rpm)
+	if want := who + "|" + who + " - 1.0.0-1\n"; q.stdout != want {
+		t.Errorf("rpm Packager|changelog name = %q, want %q", q.stdout, want)
+	}
+}
+
+// The .deb's Depends is satisfied by the libvirt that Debian 12, 13 and sid
+// install, and by nothing without libvirt: apt's own resolver decides, on
+// the dpkg status of this host and of internal/e2e's cached trixie and sid
+// roots (NVRAM_HOOK_DEB_ROOTS, ':'-separated, overrides the list).
+func TestDebDependsSatisfiable(t *testing.T) {
+	needLinux(t)
+	needTool(t, "bash")
+	needTool(t, "dpkg-deb")
+	needTool(t, "apt-get")
+	deb := buildPackage(t, "debian/build-deb.sh", fakeBinary(t, "deps"),
+		[]string{"VERSION=v1.0.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64"}, "libvirt-nvram-hook_1.0.0-1_amd64.deb")
+	simulate := func(status string) result {
+		return run(t, nil, "apt-get", "-s", "-q",
+			"-o", "Dir::State::status="+status,
+			"-o", "Dir::State::Lists="+t.TempDir(), // no repositories: only what is installed counts
+			"-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+			"install", deb)
+	}
+	empty := filepath.Join(t.TempDir(), "status")
+	writeFile(t, empty, nil, 0o644)
+	if r := simulate(empty); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "Depends: libvirt-daemon (>= 6.5)") {
+		t.Errorf("without libvirt the Depends must fail (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	roots := []string{"/", "/var/cache/libvirt-nvram-hook-e2e/trixie", "/var/cache/libvirt-nvram-hook-e2e/sid"}
+	if v := os.Getenv("NVRAM_HOOK_DEB_ROOTS"); v != "" {
+		roots = strings.Split(v, ":")
+	}
+	checked := 0
+	for _, root := range roots {
+		status := filepath.Join(root, "var/lib/dpkg/status")
+		q := run(t, nil, "dpkg-query", "--admindir="+filepath.Dir(status), "-W", "-f=${Version}", "libvirt-daemon")
+		if q.code != 0 || q.stdout == "" {
+			t.Logf("%s: no libvirt-daemon installed there, not checked", root)
+			continue
+		}
+		if r := simulate(status); r.code != 0 {
+			t.Errorf("%s (libvirt-daemon %s): apt cannot install the .deb:\n%s%s", root, q.stdout, r.stdout, r.stderr)
+		} else {
+			t.Logf("%s: Depends satisfied by libvirt-daemon %s", root, q.stdout)
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Skip("no dpkg root with libvirt-daemon installed here")
 	}
 }
 
@@ -1104,4 +1273,191 @@ func TestBuildRPM(t *testing.T) {
 	wantContains(t, "scripts", scripts.stdout, "nvh_pkg_pre", "nvh_pkg_post", "nvh_reload_libvirt")
 	wantContains(t, "requires", run(t, nil, "rpm", "-qp", "--requires", pkg).stdout,
 		"(libvirt-daemon >= 6.5 or libvirt-daemon-driver-qemu >= 6.5)")
+}
+
+// spdxOfNotices is the license expression install/notices wrote.
+func spdxOfNotices(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^SPDX-License-Identifier of the binary: (.+)$`).FindStringSubmatch(string(readFile(t, here(t, "THIRD-PARTY-NOTICES"))))
+	if m == nil {
+		t.Fatal("THIRD-PARTY-NOTICES has no SPDX line")
+	}
+	return m[1]
+}
+
+// stubRPM builds a package with no files that provides what the hook's RPM
+// requires on a real distribution (libvirt-daemon, /bin/sh), so that rpm's
+// own dependency check can be run against a scratch database.
+func stubRPM(t *testing.T, name, version string, provides ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	spec := "Name: " + name + "\nVersion: " + version + "\nRelease: 1\nSummary: stub\nLicense: MIT\nBuildArch: noarch\n"
+	for _, p := range provides {
+		spec += "Provides: " + p + "\n"
+	}
+	spec += "%description\nstub for install_test.go\n%files\n"
+	writeFile(t, dir+"/stub.spec", []byte(spec), 0o644)
+	if r := run(t, nil, "rpmbuild", "-bb", "--quiet", "--define", "_topdir "+dir, dir+"/stub.spec"); r.code != 0 {
+		t.Fatalf("rpmbuild stub %s: %s%s", name, r.stdout, r.stderr)
+	}
+	m, _ := filepath.Glob(dir + "/RPMS/noarch/" + name + "-*.rpm")
+	if len(m) != 1 {
+		t.Fatalf("stub %s: built %v", name, m)
+	}
+	return m[0]
+}
+
+// No RPM distribution is reachable here, so the .rpm is checked with rpm's
+// own tools: its file list, flags, scriptlets, license and dependencies by
+// query; the dependencies by rpm's resolver against scratch databases with
+// stub providers (rpm -i --test); and, as root, a real install and erase in
+// a scratch --root (without scriptlets: that root has no shell).
+func TestRPMQueriesAndTestInstall(t *testing.T) {
+	needLinux(t)
+	needTool(t, "bash")
+	needTool(t, "rpmbuild")
+	needTool(t, "rpm")
+	env := []string{"VERSION=v1.2.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=x86_64"}
+	pkg := buildPackage(t, "rpm/build-rpm.sh", fakeBinary(t, "rpm"), env, "libvirt-nvram-hook-1.2.0-1.x86_64.rpm")
+
+	// rpm -qlp: exactly these paths.
+	wantFiles := []string{
+		"/etc/libvirt/hooks/qemu.d",
+		entryPath,
+		confPath,
+		"/usr/libexec/" + hookName,
+		"/usr/share/doc/" + hookName,
+		"/usr/share/doc/" + hookName + "/THIRD-PARTY-NOTICES",
+		"/usr/share/licenses/" + hookName,
+		"/usr/share/licenses/" + hookName + "/LICENSE",
+		"/usr/share/man/man8/" + hookName + ".8.gz",
+	}
+	if got := strings.Fields(run(t, nil, "rpm", "-qlp", pkg).stdout); strings.Join(got, " ") != strings.Join(wantFiles, " ") {
+		t.Errorf("rpm -qlp:\n got %v\nwant %v", got, wantFiles)
+	}
+	// Nothing of libvirt's own: no varstore directory, no hooks/qemu.
+	q := run(t, nil, "rpm", "-qp", "--qf", "%{LICENSE}|%{PACKAGER}|%{VERSION}-%{RELEASE}\n", pkg)
+	if want := spdxOfNotices(t) + "|" + placeholderMaintainer + "|1.2.0-1\n"; q.stdout != want {
+		t.Errorf("License|Packager|version = %q, want %q", q.stdout, want)
+	}
+
+	// rpm -qRp: the libvirt requirement (a rich dependency: libvirtd or the
+	// modular virtqemud), /bin/sh for the scriptlets, nothing else but rpmlib.
+	var reqs []string
+	for _, l := range strings.Split(strings.TrimSpace(run(t, nil, "rpm", "-qRp", pkg).stdout), "\n") {
+		if !strings.HasPrefix(l, "rpmlib(") && !strings.HasPrefix(l, "config(") && l != "/bin/sh" {
+			reqs = append(reqs, l)
+		}
+	}
+	if want := "(libvirt-daemon >= 6.5 or libvirt-daemon-driver-qemu >= 6.5)"; strings.Join(reqs, "|") != want {
+		t.Errorf("rpm -qRp requirements %q, want only %q (besides /bin/sh and rpmlib)", reqs, want)
+	}
+
+	// rpm --scripts: pre and post run the shared library's functions, postun
+	// removes only the flag file; every rm in any scriptlet is that one.
+	scripts := run(t, nil, "rpm", "-qp", "--scripts", pkg).stdout
+	parts := regexp.MustCompile(`(?m)^(\w+) scriptlet \(using /bin/sh\):\n`).Split(scripts, -1)
+	names := regexp.MustCompile(`(?m)^(\w+) scriptlet \(using /bin/sh\):$`).FindAllStringSubmatch(scripts, -1)
+	if len(names) != 3 || len(parts) != 4 {
+		t.Fatalf("want preinstall, postinstall and postuninstall scriptlets:\n%s", scripts)
+	}
+	calls := map[string]string{"preinstall": "\nnvh_pkg_pre\n", "postinstall": "\nnvh_pkg_post\n", "postuninstall": "rm -f /run/libvirt-nvram-hook.first-hook"}
+	rmLine := regexp.MustCompile(`(?m)^.*\brm\b.*$`)
+	for i, n := range names {
+		body := parts[i+1]
+		if !strings.Contains(body, calls[n[1]]) {
+			t.Errorf("%s scriptlet lacks %q", n[1], calls[n[1]])
+		}
+		for _, l := range rmLine.FindAllString(body, -1) {
+			if l = strings.TrimSpace(l); l != `rm -f "$NVH_FIRST_HOOK_FLAG"` && l != "rm -f /run/libvirt-nvram-hook.first-hook" {
+				t.Errorf("%s scriptlet: unexpected rm: %q", n[1], l)
+			}
+		}
+		if strings.Contains(body, "%") {
+			t.Errorf("%s scriptlet has an unexpanded %% macro", n[1])
+		}
+		f := filepath.Join(t.TempDir(), n[1])
+		writeFile(t, f, []byte(body), 0o644)
+		if r := run(t, nil, needTool(t, "sh"), "-n", f); r.code != 0 {
+			t.Errorf("sh -n %s scriptlet: %s", n[1], r.stderr)
+		}
+	}
+
+	// rpm -i --test against scratch databases: what rpm's resolver says.
+	sh := stubRPM(t, "bash", "5.2", "/bin/sh")
+	for _, tc := range []struct {
+		name    string
+		stubs   []string
+		wantErr string // "" = installable
+	}{
+		{"empty system", nil, "(libvirt-daemon >= 6.5 or libvirt-daemon-driver-qemu >= 6.5) is needed"},
+		{"libvirt-daemon 9.0 (libvirtd)", []string{stubRPM(t, "libvirt-daemon", "9.0.0"), sh}, ""},
+		{"libvirt-daemon-driver-qemu 11.3 only (virtqemud)", []string{stubRPM(t, "libvirt-daemon-driver-qemu", "11.3.0"), sh}, ""},
+		{"libvirt-daemon 6.0 (no qemu.d/)", []string{stubRPM(t, "libvirt-daemon", "6.0.0"), sh}, "(libvirt-daemon >= 6.5 or libvirt-daemon-driver-qemu >= 6.5) is needed"},
+		{"libvirt without /bin/sh", []string{stubRPM(t, "libvirt-daemon", "12.8.0")}, "/bin/sh is needed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := t.TempDir()
+			if r := run(t, nil, "rpm", "--dbpath", db, "--initdb"); r.code != 0 {
+				t.Fatal(r.stderr)
+			}
+			if len(tc.stubs) > 0 {
+				args := append([]string{"--dbpath", db, "-i", "--justdb", "--nodeps"}, tc.stubs...)
+				if r := run(t, nil, "rpm", args...); r.code != 0 {
+					t.Fatalf("rpm -i --justdb stubs: %s", r.stderr)
+				}
+			}
+			r := run(t, nil, "rpm", "--dbpath", db, "-i", "--test", pkg)
+			if tc.wantErr == "" && r.code != 0 {
+				t.Errorf("rpm -i --test: exit %d\n%s", r.code, r.stderr)
+			}
+			if tc.wantErr != "" && (r.code == 0 || !strings.Contains(r.stderr, tc.wantErr)) {
+				t.Errorf("rpm -i --test: exit %d, want failure with %q\n%s", r.code, tc.wantErr, r.stderr)
+			}
+		})
+	}
+
+	// As root: a real install and erase in a scratch root. rpm lays out the
+	// files with their modes and the link, -V finds them intact; erase
+	// removes them, keeps a modified config as .rpmsave and leaves a
+	// varstore and a foreign hooks/qemu alone.
+	if os.Geteuid() != 0 {
+		t.Log("not root: the install into a scratch --root (rpm chroots) is not run")
+		return
+	}
+	root := t.TempDir()
+	rpmIn := func(args ...string) result {
+		return run(t, nil, "rpm", append([]string{"--root", root, "--dbpath", "/var/lib/rpm"}, args...)...)
+	}
+	if r := rpmIn("--initdb"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	const foreign = "#!/bin/sh\nexit 0\n"
+	writeFile(t, root+legacyPath, []byte(foreign), 0o755)
+	varstore := root + nvramDir + "/vm1_VARS.fd"
+	writeFile(t, varstore, bytes.Repeat([]byte{0x5A}, 8192), 0o600)
+	keep := snapshot(t, root+"/var/lib/libvirt")
+	if r := rpmIn("-i", "--nodeps", "--noscripts", pkg); r.code != 0 {
+		t.Fatalf("rpm -i: %s", r.stderr)
+	}
+	wantMode(t, root+"/usr/libexec/"+hookName, 0o755)
+	wantLink(t, root+entryPath, "/usr/libexec/"+hookName)
+	wantMode(t, root+confPath, 0o644)
+	if r := rpmIn("-V", "--nodeps", hookName); r.code != 0 || r.stdout != "" {
+		t.Errorf("rpm -V after install: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	writeFile(t, root+confPath, append(readFile(t, root+confPath), "[log]\nlevel = debug\n"...), 0o644)
+	if r := rpmIn("-e", "--nodeps", "--noscripts", hookName); r.code != 0 {
+		t.Fatalf("rpm -e: %s", r.stderr)
+	}
+	for _, p := range wantFiles {
+		if p != "/etc/libvirt/hooks/qemu.d" {
+			wantAbsent(t, root+p)
+		}
+	}
+	wantContains(t, "kept config", string(readFile(t, root+confPath+".rpmsave")), "level = debug")
+	if got := readFile(t, root+legacyPath); string(got) != foreign {
+		t.Errorf("foreign %s changed: %q", legacyPath, got)
+	}
+	sameTree(t, keep, snapshot(t, root+"/var/lib/libvirt"))
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # it sets variables for the script that sources it
 # pkglib.sh: bash helpers shared by debian/build-deb.sh and rpm/build-rpm.sh.
 
 # pkg_machine FILE: the CPU a binary is for, in `uname -m` terms, read from
@@ -66,8 +67,11 @@ pkg_date_epoch() {
 
 # pkg_args SCRIPT BINARY OUTDIR: the build scripts' shared command line;
 # sets bin and outdir, exits 2 on a wrong call and 1 without the binary.
-# PKG_MAINTAINER is the .invalid placeholder until the project names one.
-PKG_MAINTAINER="libvirt-nvram-hook developers <maintainers@libvirt-nvram-hook.invalid>"
+# PKG_MAINTAINER is a PLACEHOLDER, marked as one in the name and with an
+# .invalid address (RFC 2606: never delivered), until the project names a
+# maintainer; whoever builds packages to distribute sets MAINTAINER
+# (make deb rpm MAINTAINER="Name <address>").
+PKG_MAINTAINER="PLACEHOLDER set MAINTAINER <maintainer-unset@libvirt-nvram-hook.invalid>"
 pkg_args() {
 	local script=$1
 	shift
