@@ -141,16 +141,28 @@ func (h *hookRun) apply(log *logrus.Entry, d *domain.Domain, eff plan.Effect) er
 		} else {
 			log.WithField("action", "none").Debug(eff.Reason)
 		}
+	case plan.Warn:
+		log.WithField("action", "none").Warn(eff.Msg)
 	case plan.CreateVarstore:
 		return create(log, eff)
 	case plan.AddNVRAM:
 		if err := d.AddNVRAM(eff.Path, eff.Template.Template); err != nil {
 			return err
 		}
+		if eff.TemplateFormat != "" {
+			if err := d.SetTemplateFormat(eff.TemplateFormat); err != nil {
+				return err
+			}
+		}
 		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-nvram").Info("added <nvram> to the domain XML")
 	case plan.SetTemplate:
 		if err := d.SetTemplate(eff.Template.Template); err != nil {
 			return err
+		}
+		if eff.TemplateFormat != "" {
+			if err := d.SetTemplateFormat(eff.TemplateFormat); err != nil {
+				return err
+			}
 		}
 		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-template").Info("added template= to <nvram>")
 	default:

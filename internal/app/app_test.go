@@ -423,6 +423,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "prepare: create " + h.nvram + "/uefi-custom_VARS.fd from " + h.fw + "/CUSTOM_VARS.fd (hook config", ""},
 		{[]string{"explain", "-f", filepath.Join(testdata, "golden/restore-no-nvram.in.xml")}, "", 0, "XML: add <nvram template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/uefi-custom_VARS.fd</nvram>", ""},
 		{[]string{"explain", "-x"}, "", 2, "", "explain takes [-f FILE]"},
+		{[]string{"explain"}, "<domain><name>q</name><os><loader readonly='yes' type='pflash'>" + customLoader + "</loader><nvram format='qcow2' template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/q_VARS.qcow2</nvram></os></domain>", 0,
+			"libvirt: libvirt 12.8 refuses every start of this definition", ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -498,6 +500,8 @@ func TestAudit(t *testing.T) {
 	write("linked", dom("linked", customLoader, ""))
 	os.WriteFile(filepath.Join(h.root, "linked_VARS.fd"), h.vars, 0o600)
 	os.Symlink(filepath.Join(h.root, "linked_VARS.fd"), filepath.Join(h.nvram, "linked_VARS.fd"))
+	write("qcow2raw", dom("qcow2raw", customLoader, " format='qcow2' template='"+h.fw+"/CUSTOM_VARS.fd'"))
+	os.WriteFile(filepath.Join(h.nvram, "qcow2raw_VARS.fd"), []byte("QFI\xfb"), 0o600)
 	write("dangling", dom("dangling", customLoader, ""))
 	os.Symlink(filepath.Join(h.root, "nothing"), filepath.Join(h.nvram, "dangling_VARS.fd"))
 	before := snapshot(t, h.nvram)
@@ -514,7 +518,8 @@ func TestAudit(t *testing.T) {
 		"PROBLEM  mixup: " + h.nvram + "/mixup_VARS.fd is 8192 bytes, but loader " + h.fw + "/DESC_CODE.fd takes 4096-byte varstores",
 		"ok       linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config)",
 		"PROBLEM  dangling: the next start will fail: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
-		"8 domains, 7 with a file varstore, 4 problem(s)",
+		"PROBLEM  qcow2raw: libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template " + h.fw + "/CUSTOM_VARS.fd is raw, the varstore is qcow2; remove template= from <nvram>",
+		"9 domains, 8 with a file varstore, 5 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)
@@ -625,6 +630,65 @@ func TestCreateRefusalsLeaveNothing(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
 				t.Errorf("left in the nvram directory: %v", entries)
+			}
+		})
+	}
+}
+
+// TestQcow2Templates: a filter never gives a qcow2 varstore a template of
+// another format (libvirt 12.8 refuses every start of such a definition,
+// even with the varstore present: "conversion of the nvram template to
+// another target format is not supported"). A qcow2 template is added
+// with templateFormat='qcow2', which libvirt 10.10 and later read.
+func TestQcow2Templates(t *testing.T) {
+	qcow2 := append([]byte{'Q', 'F', 'I', 0xfb}, make([]byte, 4092)...)
+	for _, tt := range []struct {
+		name     string
+		template []byte // content of the mapped template; nil: the raw CUSTOM_VARS.fd
+		nvram    string // <os> child for the domain; @NVRAM@ = the nvram dir
+		exists   bool
+		stdout   string // substring of the XML out; "" = no output
+		notIn    string // must not be in the XML out
+		log      string
+	}{
+		{"add_template, raw template, qcow2 varstore: not added", nil,
+			"<nvram format='qcow2'>@NVRAM@/q_VARS.qcow2</nvram>", true, "", "", "template= not added"},
+		{"add_template, qcow2 template, qcow2 varstore: added with templateFormat", qcow2,
+			"<nvram format='qcow2'>@NVRAM@/q_VARS.qcow2</nvram>", true, "templateFormat='qcow2'", "", "add-template"},
+		{"add_template, raw template, raw varstore: added as before", nil,
+			"<nvram>@NVRAM@/q_VARS.fd</nvram>", true, "<nvram template='@FW@/CUSTOM_VARS.fd'>@NVRAM@/q_VARS.fd</nvram>", "templateFormat", "add-template"},
+		{"add_template, qcow2 template, raw varstore: not added", qcow2,
+			"<nvram>@NVRAM@/q_VARS.fd</nvram>", true, "", "", "template= not added"},
+		{"no nvram, qcow2 loader, raw template: nvram without template", nil,
+			"", false, "<nvram>@NVRAM@/q_VARS.fd</nvram>", "template=", "template= not added"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "add_template = true")
+			if tt.template != nil {
+				os.WriteFile(filepath.Join(h.fw, "CUSTOM_VARS.fd"), tt.template, 0o644)
+			}
+			loader := "<loader readonly='yes' type='pflash'>" + customLoader + "</loader>"
+			if tt.nvram == "" {
+				loader = "<loader readonly='yes' type='pflash' format='qcow2'>" + customLoader + "</loader>"
+			}
+			nv := strings.ReplaceAll(tt.nvram, "@NVRAM@", h.nvram)
+			if tt.exists {
+				os.WriteFile(filepath.Join(h.nvram, filepath.Base(strings.TrimSuffix(strings.SplitN(nv, ">", 2)[1], "</nvram>"))), qcow2, 0o600)
+			}
+			in := []byte("<domain><name>q</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>" + loader + nv + "</os></domain>")
+			r := h.run(t, in, "q", "restore", "begin", "-")
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			want := strings.NewReplacer("@NVRAM@", h.nvram, "@FW@", h.fw).Replace(tt.stdout)
+			if want == "" && r.stdout != "" || !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout %q, want %q", r.stdout, want)
+			}
+			if tt.notIn != "" && strings.Contains(r.stdout, tt.notIn) {
+				t.Errorf("stdout %q has %q", r.stdout, tt.notIn)
+			}
+			if !strings.Contains(h.logText(t), tt.log) {
+				t.Errorf("log lacks %q:\n%s", tt.log, h.logText(t))
 			}
 		})
 	}

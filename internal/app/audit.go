@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
@@ -70,6 +71,9 @@ func runAudit(e Env, dir string) int {
 // the loader and whether it could be recreated.
 func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (string, bool) {
 	path := pl.Path
+	if len(pl.Libvirt) > 0 {
+		return strings.Join(pl.Libvirt, "; "), true
+	}
 	switch {
 	case errors.As(planErr, new(*firmware.NotFoundError)):
 		return fmt.Sprintf("%s is missing and the next start will fail: %v", path, planErr), true

@@ -196,6 +196,11 @@ func runExplain(e Env, file string) int {
 			continue
 		}
 		fmt.Fprintf(out, "%s: %s\n", m.name, describe(pl))
+		if m.mode == plan.Prepare {
+			for _, note := range pl.Libvirt {
+				fmt.Fprintf(out, "libvirt: %s\n", note)
+			}
+		}
 	}
 	if d.Loader != nil && d.Loader.Path != "" {
 		if cat, err := host.Catalog(); err == nil {

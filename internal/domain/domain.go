@@ -291,6 +291,18 @@ func (d *Domain) SetTemplate(template string) error {
 	return nil
 }
 
+// SetTemplateFormat sets templateFormat= (libvirt 10.10 and later) on
+// <nvram>, beside a template= it has.
+func (d *Domain) SetTemplateFormat(format string) error {
+	if d.nvram == nil || d.NVRAM.Template == "" {
+		return errors.New("domain: SetTemplateFormat needs an <nvram> with a template")
+	}
+	d.nvram.CreateAttr("templateFormat", format)
+	d.NVRAM.TemplateFormat = format
+	d.changed = true
+	return nil
+}
+
 // SetLoader replaces the loader path.
 func (d *Domain) SetLoader(path string) error {
 	if d.loader == nil {

@@ -41,6 +41,10 @@ type Plan struct {
 	Reason string
 	// Effects, applied in order. None: exit 0, nothing logged or printed.
 	Effects []Effect
+	// Libvirt says what libvirt itself will do with this definition that
+	// the hook cannot change (explain prints it, check --audit reports
+	// it as a problem), each with what to change.
+	Libvirt []string
 }
 
 // Effect is one step of a plan. The hook applies each kind its own way;
@@ -65,14 +69,24 @@ type CreateVarstore struct {
 	Owner                  *Owner // nil: the creating process's (a session daemon)
 }
 
-// AddNVRAM adds <nvram template=Template>Path</nvram> (filters only).
+// AddNVRAM adds <nvram template=Template>Path</nvram> (filters only);
+// without a Template when its format would differ from the varstore's.
+// TemplateFormat, when set, is written as templateFormat=.
 type AddNVRAM struct {
-	Path     string
-	Template firmware.Hit
+	Path           string
+	Template       firmware.Hit
+	TemplateFormat string
 }
 
-// SetTemplate adds template= to the domain's <nvram> (filters only).
-type SetTemplate struct{ Template firmware.Hit }
+// SetTemplate adds template= (and templateFormat= when TemplateFormat is
+// set) to the domain's <nvram> (filters only).
+type SetTemplate struct {
+	Template       firmware.Hit
+	TemplateFormat string
+}
+
+// Warn is a warning for the log: something the hook chose not to do.
+type Warn struct{ Msg string }
 
 // Skip leaves the varstore to libvirt. Warn: worth a warning in the log
 // (a missing varstore outside allowed_dirs); otherwise a debug line (a
@@ -87,6 +101,7 @@ func (CreateVarstore) effect() {}
 func (AddNVRAM) effect()       {}
 func (SetTemplate) effect()    {}
 func (Skip) effect()           {}
+func (Warn) effect()           {}
 
 func (e SetLoader) String() string {
 	return fmt.Sprintf("XML: replace loader %s (absent here) by %s", e.From, e.To)
@@ -99,10 +114,21 @@ func (e CreateVarstore) String() string {
 	return s
 }
 func (e AddNVRAM) String() string {
-	return fmt.Sprintf("XML: add <nvram template='%s'>%s</nvram>", e.Template.Template, e.Path)
+	if e.Template.Template == "" {
+		return fmt.Sprintf("XML: add <nvram>%s</nvram>", e.Path)
+	}
+	return fmt.Sprintf("XML: add <nvram template='%s'%s>%s</nvram>", e.Template.Template, formatAttr(e.TemplateFormat), e.Path)
 }
 func (e SetTemplate) String() string {
-	return fmt.Sprintf("XML: add template='%s' to <nvram>", e.Template.Template)
+	return fmt.Sprintf("XML: add template='%s'%s to <nvram>", e.Template.Template, formatAttr(e.TemplateFormat))
+}
+func (e Warn) String() string { return "warning: " + e.Msg }
+
+func formatAttr(f string) string {
+	if f == "" {
+		return ""
+	}
+	return " templateFormat='" + f + "'"
 }
 func (e Skip) String() string { return "leave it to libvirt: " + e.Reason }
 
@@ -220,6 +246,14 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		}
 	}
 	nv := d.NVRAM
+	// The varstore's format: <nvram format=>, else the loader's (as
+	// libvirt defaults it), else raw.
+	format := firstOf(formatOf(nv), d.Loader.Format, "raw")
+	if nv != nil && nv.Kind == domain.NVRAMFile && nv.Template != "" {
+		if note := templateConflict(nv, format); note != "" {
+			pl.Libvirt = append(pl.Libvirt, note)
+		}
+	}
 	var tmpl firmware.Hit // known once looked up
 	var added Effect      // the XML change beside the file: AddNVRAM or SetTemplate
 	switch {
@@ -242,7 +276,13 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			return err
 		}
 		pl.Path = filepath.Join(cfg.NVRAMDir, name)
-		added = AddNVRAM{Path: pl.Path, Template: tmpl}
+		add := AddNVRAM{Path: pl.Path}
+		if tf, why := templateFits(format, tmpl.Template); why != "" {
+			pl.Effects = append(pl.Effects, Warn{Msg: "template= not added to the new <nvram>: " + why})
+		} else {
+			add.Template, add.TemplateFormat = tmpl, tf
+		}
+		added = add
 	case nv.Kind != domain.NVRAMFile:
 		pl.Reason = fmt.Sprintf("<nvram type='%s'>: not a file, never created from a template", nv.Type)
 		pl.Effects = append(pl.Effects, Skip{Reason: pl.Reason})
@@ -263,8 +303,10 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		if err != nil {
 			return err
 		}
-		if ok {
-			tmpl, added = hit, SetTemplate{Template: hit}
+		if tf, why := templateFits(format, hit.Template); ok && why != "" {
+			pl.Effects = append(pl.Effects, Warn{Msg: "template= not added (add_template): " + why})
+		} else if ok {
+			tmpl, added = hit, SetTemplate{Template: hit, TemplateFormat: tf}
 		}
 	}
 	if exists {
@@ -291,8 +333,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			return err
 		}
 	}
-	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Template: tmpl,
-		Format: firstOf(formatOf(nv), d.Loader.Format, "raw")}
+	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Template: tmpl, Format: format}
 	if nv != nil {
 		cv.TemplateFormat = nv.TemplateFormat
 	}
@@ -304,6 +345,49 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 	pl.Reason = "the varstore is missing"
 	pl.Effects = appendIf(append(pl.Effects, cv), added)
 	return nil
+}
+
+// templateFits says whether a filter may name template in the XML of a
+// varstore of the given format, and with which templateFormat=. libvirt
+// never converts a template: 12.8 refuses every start of a definition
+// whose template's format differs from the varstore's ("conversion of the
+// nvram template to another target format is not supported"), even when
+// the varstore exists, and older versions copy the bytes as they are. So
+// a template is named only in the varstore's own format: a raw one as
+// always (no templateFormat=: raw is libvirt's default), a qcow2 one with
+// templateFormat='qcow2' (libvirt 10.10 and later read it; older ones
+// ignore it and copy a qcow2 file that is still a qcow2 varstore). why
+// says, when it does not fit, what is wrong, for the log and explain.
+func templateFits(format, template string) (templateFormat, why string) {
+	tf, err := varstore.FormatOf(template)
+	switch {
+	case err != nil:
+		return "", fmt.Sprintf("its format cannot be read (%v)", err)
+	case tf != format:
+		return "", fmt.Sprintf("template %s is %s, the varstore is %s, and libvirt never converts a template (12.8 refuses every start of such a definition)", template, tf, format)
+	case tf == "raw":
+		return "", ""
+	}
+	return tf, ""
+}
+
+// templateConflict describes what libvirt 12.8 does with a definition
+// whose template= is of another format than its varstore: the template's
+// declared templateFormat=, else its content.
+func templateConflict(nv *domain.NVRAM, format string) string {
+	tf := nv.TemplateFormat
+	if tf == "" {
+		var err error
+		if tf, err = varstore.FormatOf(nv.Template); err != nil {
+			return ""
+		}
+	}
+	if tf == format {
+		return ""
+	}
+	return fmt.Sprintf("libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template %s is %s, the varstore is %s; "+
+		"remove template= from <nvram> (an existing varstore is used as it is; the hook creates a missing one, converting with qemu-img), or name a %s template with templateFormat='%s' (libvirt 10.10 and later)",
+		nv.Template, tf, format, format, format)
 }
 
 func appendIf(effects []Effect, e Effect) []Effect {

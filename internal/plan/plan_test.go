@@ -306,3 +306,38 @@ func TestSizeGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateFormatConflict: a definition whose template= is of another
+// format than its varstore is one libvirt 12.8 refuses to start, whatever
+// the hook does; the plan says so, for explain and check --audit.
+func TestTemplateFormatConflict(t *testing.T) {
+	root := t.TempDir()
+	raw, qcow2 := filepath.Join(root, "RAW.fd"), filepath.Join(root, "QCOW2.qcow2")
+	os.WriteFile(raw, make([]byte, 4096), 0o644)
+	os.WriteFile(qcow2, append([]byte{'Q', 'F', 'I', 0xfb}, make([]byte, 4092)...), 0o644)
+	vs := filepath.Join(root, "vm_VARS")
+	os.WriteFile(vs, []byte("exists"), 0o600)
+	for _, tt := range []struct {
+		nvram    string
+		conflict bool
+	}{
+		{"<nvram format='qcow2' template='RAW'>VS</nvram>", true},
+		{"<nvram format='qcow2' template='RAW' templateFormat='raw'>VS</nvram>", true},
+		{"<nvram format='qcow2' template='QCOW2' templateFormat='qcow2'>VS</nvram>", false},
+		{"<nvram format='qcow2' template='QCOW2'>VS</nvram>", false},
+		{"<nvram template='RAW'>VS</nvram>", false},
+		{"<nvram format='raw' template='QCOW2'>VS</nvram>", true},
+		{"<nvram format='raw' template='RAW' templateFormat='qcow2'>VS</nvram>", true},
+		{"<nvram format='qcow2'>VS</nvram>", false},
+	} {
+		nv := strings.NewReplacer("RAW", raw, "QCOW2", qcow2, "VS", vs).Replace(tt.nvram)
+		pl, err := (&Host{ConfigErr: errors.New("not needed")}).Plan(dom(t, "vm", nv), Prepare)
+		if err != nil || !pl.Exists {
+			t.Fatalf("%s: %+v, %v", tt.nvram, pl, err)
+		}
+		got := strings.Join(pl.Libvirt, "")
+		if tt.conflict != strings.Contains(got, "libvirt 12.8 refuses every start of this definition") {
+			t.Errorf("%s: notes %q, want a conflict: %v", tt.nvram, got, tt.conflict)
+		}
+	}
+}
