@@ -1,8 +1,6 @@
 // Command libvirt-nvram-hook is the libvirt QEMU hook that creates missing
 // UEFI variable stores. All logic lives in internal/app; main only wires the
 // process to it so that the whole program stays testable in-process.
-// Calls that need no work never get here: internal/early (linked through
-// internal/app) answers them while the program initialises.
 package main
 
 import (

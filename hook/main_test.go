@@ -238,53 +238,53 @@ func TestConcurrentHooks(t *testing.T) {
 	}
 }
 
-// TestEarlyExit checks, through GODEBUG=inittrace=1 (one line per package
-// initialiser that does work), that calls without work exit in
-// internal/early before the heavy packages initialise, and that calls
-// with work get the whole program. The cases run in order: the second
-// prepare finds the varstore the first one created. Importing etree, logrus or ini.v1 into
-// early's dependencies, or a Go release that orders initialisers
-// differently, fails this test instead of silently slowing every hook call.
-func TestEarlyExit(t *testing.T) {
+// TestNoWorkReadsNoConfig: calls without work (every phase but prepare,
+// migrate and restore; a guest without a varstore; prepare of a guest
+// whose varstore exists) exit 0 silently without reading the config: a
+// broken config file stays unnoticed there, while a call with work names
+// it. The cases run in order: the second prepare finds the varstore the
+// first one created.
+func TestNoWorkReadsNoConfig(t *testing.T) {
 	h := newFakeHost(t)
+	good, err := os.ReadFile(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := []byte("[nvram\nthis is not a config\n")
 	bios := []byte("<domain type='kvm'><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><boot dev='hd'/></os></domain>")
-	heavy := []string{"github.com/beevik/etree", "github.com/sirupsen/logrus", "gopkg.in/ini%2ev1", "encoding/xml", "regexp"}
 	for _, tt := range []struct {
 		name   string
 		sample string
 		stdin  []byte
 		args   []string
-		early  bool
+		conf   []byte
+		code   int
 	}{
-		{"start", "uefi-custom--start.xml", nil, []string{"uefi-custom", "start", "begin", "-"}, true},
-		{"release", "uefi-custom--release.xml", nil, []string{"uefi-custom", "release", "end", "-"}, true},
-		{"prepare of a BIOS domain", "", bios, []string{"vm", "prepare", "begin", "-"}, true},
-		{"restore of a BIOS domain", "", bios, []string{"vm", "restore", "begin", "-"}, true},
-		{"prepare of a UEFI domain creating its varstore", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, false},
-		{"prepare of a UEFI domain whose varstore exists", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, true},
-		{"migrate of a UEFI domain", "uefi-custom--migrate.xml", nil, []string{"uefi-custom", "migrate", "begin", "-"}, false},
-		{"malformed prepare", "", []byte("<domain><os>"), []string{"vm", "prepare", "begin", "-"}, false},
+		{"start", "uefi-custom--start.xml", nil, []string{"uefi-custom", "start", "begin", "-"}, broken, 0},
+		{"release", "uefi-custom--release.xml", nil, []string{"uefi-custom", "release", "end", "-"}, broken, 0},
+		{"prepare of a BIOS domain", "", bios, []string{"vm", "prepare", "begin", "-"}, broken, 0},
+		{"restore of a BIOS domain", "", bios, []string{"vm", "restore", "begin", "-"}, broken, 0},
+		{"prepare of a UEFI domain, broken config", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, broken, 1},
+		{"prepare of a UEFI domain creating its varstore", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, good, 0},
+		{"prepare of a UEFI domain whose varstore exists", "uefi-custom--prepare.xml", nil, []string{"uefi-custom", "prepare", "begin", "-"}, broken, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(h.conf, tt.conf, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			stdin := tt.stdin
 			if tt.sample != "" {
 				stdin = h.xml(t, tt.sample)
 			}
-			cmd := exec.Command(binary, tt.args...)
-			cmd.Env = []string{"LC_ALL=C", "GODEBUG=inittrace=1", "LIBVIRT_NVRAM_HOOK_CONFIG=" + h.conf}
-			cmd.Stdin = bytes.NewReader(stdin)
-			var errb bytes.Buffer
-			cmd.Stderr = &errb
-			cmd.Run()
-			trace := errb.String()
-			if !strings.Contains(trace, "init os @") {
-				t.Fatalf("no init trace on stderr:\n%s", trace)
+			code, out, errs := h.run(t, "qemu", stdin, tt.args...)
+			if code != tt.code || out != "" {
+				t.Fatalf("exit %d stdout %q stderr %q, want exit %d", code, out, errs, tt.code)
 			}
-			for _, p := range heavy {
-				ran := strings.Contains(trace, "init "+p+" @")
-				if ran == tt.early {
-					t.Errorf("package %s initialised: %v, want %v\n%s", p, ran, !tt.early, trace)
-				}
+			if tt.code == 0 && errs != "" {
+				t.Errorf("stderr %q", errs)
+			}
+			if tt.code == 1 && !strings.Contains(errs, h.conf+": line 1") {
+				t.Errorf("stderr %q does not name the config's line 1", errs)
 			}
 		})
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/early"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/hookcall"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/logging"
@@ -50,15 +49,12 @@ type Env struct {
 	ConfigHome     string // non-empty: a session daemon's defaults, under this directory
 	DevLog         string // syslog socket deciding the default log target
 	Euid           int
-	// Doc, when set, is the domain XML internal/early already read from
-	// Stdin (and checked) before the program initialised.
-	Doc *early.Doc
 }
 
 // Main runs the program for a real process.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := Env{Args: args, Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid(), Doc: early.Document()}
+		ConfigPath: config.DefaultPath, DevLog: logging.DevLog, Euid: os.Geteuid()}
 	if e.Euid != 0 {
 		// Not root: a session daemon (qemu:///session) runs us as its
 		// user, with HOME set; its files live under ~/.config.
@@ -96,7 +92,7 @@ func runHook(e Env, call hookcall.Call) int {
 	}
 	start := time.Now()
 	h := &hookRun{env: e, call: call, host: e.host()}
-	d, err := e.domain()
+	d, err := domain.Read(e.Stdin)
 	if err != nil {
 		return h.fail(fmt.Errorf("cannot use the domain XML for %q (%s %s): %w", call.Domain, call.Op, call.SubOp, err))
 	}
@@ -169,18 +165,6 @@ func (h *hookRun) apply(log *logrus.Entry, d *domain.Domain, eff plan.Effect) er
 		return fmt.Errorf("internal error: no way to apply %T", eff)
 	}
 	return nil
-}
-
-// domain reads and parses the domain XML on stdin, or parses what
-// internal/early read and checked already.
-func (e Env) domain() (*domain.Domain, error) {
-	if e.Doc == nil {
-		return domain.Read(e.Stdin)
-	}
-	if e.Doc.Err != nil {
-		return nil, e.Doc.Err
-	}
-	return domain.ParseChecked(e.Doc.Data, e.Doc.Layout)
 }
 
 // host loads the config, the one place it is read, and says who owns new

@@ -105,15 +105,10 @@ func Parse(data []byte) (*Domain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseChecked(data, l)
-}
-
-// ParseChecked parses a document that xmlscan.Check accepted, with the
-// layout it returned. For a domain with a <loader> it also rejects two
-// <loader>, <nvram>, <type> or <firmware> in <os>, since libvirt would not
-// know which to use; without a loader there is no varstore and nothing in
-// <os> matters (the hook's early exit answers such calls before parsing).
-func ParseChecked(data []byte, l *xmlscan.Layout) (*Domain, error) {
+	// For a domain with a <loader>, two <loader>, <nvram>, <type> or
+	// <firmware> in <os> are errors, since libvirt would not know which to
+	// use; without a loader there is no varstore and nothing in <os>
+	// matters.
 	d := &Domain{data: data}
 	if l.Name != nil {
 		_, n, err := fragment(data, *l.Name)
@@ -136,7 +131,6 @@ func ParseChecked(data []byte, l *xmlscan.Layout) (*Domain, error) {
 	}
 	d.osSpan = *l.OS
 	var os *etree.Element
-	var err error
 	if d.osDoc, os, err = fragment(data, *l.OS); err != nil {
 		return nil, err
 	}

@@ -140,8 +140,7 @@ func TestParseAccepts(t *testing.T) {
 			t.Errorf("unchanged document not returned byte for byte: %q", out)
 		}
 	}
-	// Without a loader nothing in <os> matters: duplicates are not errors
-	// (the hook's early exit answers such a call without parsing <os>).
+	// Without a loader nothing in <os> matters: duplicates are not errors.
 	for _, in := range []string{
 		wrapOS("<nvram>/a</nvram><nvram>/b</nvram>"),
 		wrapOS("<type>hvm</type><firmware/><firmware/>"),
