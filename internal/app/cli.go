@@ -124,14 +124,16 @@ func runCheck(e Env) int {
 	}
 	cat, _ := host.Catalog()
 	fmt.Fprintf(e.Stdout, "\nlooked in: %s\n", strings.Join(cat.Consulted, ", "))
-	fmt.Fprintf(e.Stdout, "templates in lookup order (the first entry for a loader wins; a domain's own template= beats all):\n")
-	winner := map[string]string{}
+	fmt.Fprintf(e.Stdout, "templates in lookup order (* = used for a loader when the domain asks nothing more; a domain's own template= beats all):\n")
 	for _, p := range cat.Pairs {
-		mark, note := "*", ""
-		if first, ok := winner[p.Code]; ok {
-			mark, note = " ", "  (shadowed by "+first+")"
+		mark, note := " ", ""
+		if st := cat.Status(p); st == "used" {
+			mark = "*"
 		} else {
-			winner[p.Code] = p.Origin
+			note = "  (" + st + ")"
+		}
+		if p.Facts.Arch != "" {
+			note += "  {" + p.Facts.Describe() + "}"
 		}
 		if _, err := os.Stat(p.Vars); err != nil {
 			note += "  (template missing)"
@@ -205,20 +207,25 @@ func runExplain(e Env, file string) int {
 	if d.Loader != nil && d.Loader.Path != "" {
 		if cat, err := host.Catalog(); err == nil {
 			fmt.Fprintf(out, "entries naming loader %s, in lookup order (* = used when the XML has no template=):\n", d.Loader.Path)
-			picked := false
-			for _, c := range cat.Candidates(plan.Query(d)) {
+			q := plan.Query(d)
+			q.Template = ""
+			l := cat.Lookup(q)
+			for i, c := range l.Candidates {
 				mark, note := " ", ""
-				if c.Why != "" {
-					note = "  (does not fit: " + c.Why + ")"
-				} else if !picked {
-					mark, picked = "*", true
+				if i == l.Winner {
+					mark = "*"
+				} else {
+					note = "  (" + c.Status + ")"
 				}
 				if c.Resolved {
 					note += "  (same file after resolving symlinks)"
 				}
+				if c.Facts.Arch != "" {
+					note += "  {" + c.Facts.Describe() + "}"
+				}
 				fmt.Fprintf(out, "%s %s -> %s  [%s %s]%s\n", mark, c.Code, c.Vars, c.Source, c.Origin, note)
 			}
-			if !picked {
+			if l.Winner < 0 {
 				fmt.Fprintf(out, "  (none fits; looked in: %s)\n", strings.Join(cat.Consulted, ", "))
 			}
 		}

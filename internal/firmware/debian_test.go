@@ -225,3 +225,77 @@ func TestDebianTrees(t *testing.T) {
 		})
 	}
 }
+
+// TestOneAnswerOnTrixie: on a host shaped like Debian 13, the snakeoil
+// loader (a symlink to OVMF_CODE_4M.secboot.fd, named by no descriptor)
+// gets the test-keys template of the table's literal entry, not the
+// Microsoft-keys template of the descriptor naming OVMF_CODE_4M.ms.fd
+// (another symlink to the same file), and check's mark (Status) says
+// the same as Find for every entry.
+func TestOneAnswerOnTrixie(t *testing.T) {
+	root, s := debianTree(t, "13")
+	c := Load(s)
+	ovmf := root + "/usr/share/OVMF/"
+	for _, tt := range []struct {
+		loader, features string
+		template         string
+		keys             Keys
+	}{
+		{"OVMF_CODE_4M.snakeoil.fd", "", "OVMF_VARS_4M.snakeoil.fd", KeysTest},
+		{"OVMF_CODE_4M.ms.fd", "", "OVMF_VARS_4M.ms.fd", KeysMicrosoft},
+		{"OVMF_CODE_4M.secboot.fd", "", "OVMF_VARS_4M.fd", KeysNone},
+		{"OVMF_CODE_4M.secboot.strictnx.fd", "", "OVMF_VARS_4M.fd", KeysNone},
+		{"OVMF_CODE_4M.fd", "", "OVMF_VARS_4M.fd", KeysNone},
+		// A domain asking for enrolled keys on the plain secboot name: the
+		// literal descriptor does not fit, the .ms descriptor (resolved)
+		// does, as libvirt itself would pick.
+		{"OVMF_CODE_4M.secboot.fd", "enrolled-keys", "OVMF_VARS_4M.ms.fd", KeysMicrosoft},
+	} {
+		q := Query{Loader: ovmf + tt.loader, Arch: "x86_64", Machine: "pc-q35-10.0"}
+		if tt.features != "" {
+			q.Features = map[string]bool{tt.features: true, "secure-boot": true}
+		}
+		l := c.Lookup(q)
+		hit, err := l.Hit()
+		if err != nil || hit.Template != ovmf+tt.template {
+			t.Errorf("%s %s: %+v, %v; want %s", tt.loader, tt.features, hit, err, tt.template)
+			continue
+		}
+		if w := l.Candidates[l.Winner]; w.Facts.Keys != tt.keys {
+			t.Errorf("%s: winner %s has keys %q, want %q", tt.loader, w.Origin, w.Facts.Keys, tt.keys)
+		}
+	}
+	for _, p := range c.Pairs {
+		hit, err := c.Find(Query{Loader: p.Code})
+		used := err == nil && hit.Template == p.Vars && hit.Origin == p.Origin
+		if (c.Status(p) == "used") != used {
+			t.Errorf("%s [%s]: check says %q, Find picks %+v", p.Code, p.Origin, c.Status(p), hit)
+		}
+	}
+}
+
+// TestSecondDescriptorIsAnAlternative: two descriptors for one executable
+// (as Fedora ships 40-sb-enrolled and 50-sb): the second is the one a
+// domain refusing enrolled keys gets, so check calls it an alternative,
+// not shadowed; a table entry after a config entry is shadowed.
+func TestSecondDescriptorIsAnAlternative(t *testing.T) {
+	c := catalogOf(debianLike())
+	c.Pairs = append(c.Pairs, Pair{Code: "/fw/CODE.fd", Vars: "/table/VARS.fd", Source: FromTable, Origin: "test x86_64"})
+	c.Pairs = append([]Pair{{Code: "/fw/CODE.fd", Vars: "/conf/VARS.fd", Source: FromConfig, Origin: "conf:1"}}, c.Pairs...)
+	want := map[string]string{
+		"40-enrolled.json": "used",
+		"50-secure.json":   "alternative: for a domain that the entries before it do not fit",
+		"conf:1":           "used",
+		"60-plain.json":    "shadowed by hook config conf:1",
+		"test x86_64":      "shadowed by hook config conf:1",
+	}
+	for _, p := range c.Pairs {
+		if w, ok := want[filepath.Base(p.Origin)]; ok && c.Status(p) != w {
+			t.Errorf("%s: status %q, want %q", p.Origin, c.Status(p), w)
+		}
+	}
+	hit, err := c.Find(Query{Loader: "/fw/CODE.secboot.fd", Arch: "x86_64", Machine: "pc-q35-9.2", Features: map[string]bool{"enrolled-keys": false}})
+	if err != nil || hit.Template != "/fw/VARS.fd" {
+		t.Errorf("domain refusing enrolled keys: %+v, %v", hit, err)
+	}
+}

@@ -107,3 +107,40 @@ func libvirtArch(qemu string) string {
 	}
 	return qemu
 }
+
+// Mismatch applies the domain's requests to known facts the way libvirt
+// applies them to a descriptor (see Descriptor.Mismatch), and says why the
+// firmware does not fit, or "" when it does. Unknown facts fit anything:
+// a built-in table entry is the user's own choice of loader path.
+func (f Facts) Mismatch(q Query) string {
+	if q.Arch != "" && f.Arch != "" && q.Arch != f.Arch {
+		return "built for " + f.Arch + ", not " + q.Arch
+	}
+	has := map[string]Flag{"secure-boot": f.SecureBoot, "enrolled-keys": Unknown}
+	switch {
+	case f.Keys == KeysNone:
+		has["enrolled-keys"] = No
+	case f.Keys != "":
+		has["enrolled-keys"] = Yes
+	}
+	for _, name := range []string{"secure-boot", "enrolled-keys"} {
+		want, asked := q.Features[name]
+		switch {
+		case asked && want && has[name] == No:
+			return "the domain asks for " + name + ", the firmware lacks it"
+		case asked && !want && has[name] == Yes:
+			return "the domain refuses " + name + ", the firmware has it"
+		}
+	}
+	if f.SMM == Yes {
+		if q.SMMOff {
+			return "the firmware requires SMM, the domain turns it off"
+		}
+		if q.LoaderSecure == "no" {
+			return "the firmware requires SMM, the loader has secure='no'"
+		}
+	} else if f.SMM == No && q.LoaderSecure == "yes" {
+		return "the loader has secure='yes', the firmware does not use SMM"
+	}
+	return ""
+}

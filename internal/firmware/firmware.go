@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/qemuconf"
 )
@@ -94,135 +92,6 @@ type Catalog struct {
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
-}
-
-// fileID identifies a file whatever path (symlink, hard link) reaches it.
-// The zero value means "no such file".
-type fileID struct {
-	dev, ino uint64
-	regular  bool
-}
-
-// Find returns the template for the query's loader. The domain's own
-// template= wins over everything. Within the catalog, sources keep their
-// order; in each source a literal path match is preferred to a match after
-// resolving symlinks, which is how Debian's OVMF_CODE_4M.ms.fd (a symlink)
-// and OVMF_CODE_4M.secboot.fd (its target) keep their different templates.
-// Descriptors must also fit the domain as libvirt requires (architecture,
-// machine type, secure boot, enrolled keys, SMM, formats).
-func (c *Catalog) Find(q Query) (Hit, error) {
-	if q.Template != "" {
-		return Hit{Template: q.Template, Source: FromDomain, Origin: "template="}, nil
-	}
-	cand, rejected := c.match(q)
-	if cand != nil {
-		return Hit{Template: cand.Vars, Source: cand.Source, Origin: cand.Origin, Resolved: cand.Resolved}, nil
-	}
-	return Hit{}, &NotFoundError{Loader: q.Loader, Consulted: append([]string{string(FromDomain)}, c.Consulted...), Rejected: rejected}
-}
-
-// Layout returns the pair that tells the loader's flash layout: the first
-// descriptor fitting the domain, else the first built-in table entry, for
-// the loader. Config and qemu.conf entries are what is being checked, so
-// they do not count.
-func (c *Catalog) Layout(q Query) (Pair, bool) {
-	for _, src := range []Source{FromDescriptor, FromTable} {
-		sub := &Catalog{}
-		for _, p := range c.Pairs {
-			if p.Source == src {
-				sub.Pairs = append(sub.Pairs, p)
-			}
-		}
-		if cand, _ := sub.match(q); cand != nil {
-			return cand.Pair, true
-		}
-	}
-	return Pair{}, false
-}
-
-// Candidate is a catalog entry that names the loader, in lookup order,
-// with the reason it does not fit the domain ("" when it does).
-type Candidate struct {
-	Pair
-	Resolved bool
-	Why      string
-}
-
-// Candidates lists, in lookup order, every entry naming q's loader: per
-// source, literal path matches first, then matches after resolving
-// symlinks. The first without a Why is the one Find picks.
-func (c *Catalog) Candidates(q Query) []Candidate {
-	var out []Candidate
-	c.each(q, func(cand Candidate) bool {
-		out = append(out, cand)
-		return true
-	})
-	return out
-}
-
-// each walks the candidates in Candidates' order until yield returns
-// false. Two paths name the same loader when they reach the same file
-// (device and inode after following symlinks, so hard links count too).
-func (c *Catalog) each(q Query, yield func(Candidate) bool) {
-	var loaderID fileID
-	loaderDone := false
-	for start := 0; start < len(c.Pairs); {
-		end := start
-		for end < len(c.Pairs) && c.Pairs[end].Source == c.Pairs[start].Source {
-			end++
-		}
-		group := c.Pairs[start:end]
-		start = end
-		for _, literal := range []bool{true, false} {
-			for _, p := range group {
-				if literal != (p.Code == q.Loader) {
-					continue
-				}
-				if !literal {
-					if !loaderDone {
-						loaderID, loaderDone = identity(q.Loader), true
-					}
-					if loaderID == (fileID{}) || identity(p.Code) != loaderID {
-						continue
-					}
-				}
-				cand := Candidate{Pair: p, Resolved: !literal}
-				if p.Descriptor != nil {
-					cand.Why = p.Descriptor.Mismatch(q)
-				}
-				if !yield(cand) {
-					return
-				}
-			}
-		}
-	}
-}
-
-// identity returns the file p names, following symlinks.
-func identity(p string) fileID {
-	var id fileID
-	if fi, err := os.Stat(p); err == nil {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			id = fileID{dev: uint64(st.Dev), ino: st.Ino, regular: fi.Mode().IsRegular()}
-		}
-	}
-	return id
-}
-
-// match returns the first fitting candidate and the reasons of those
-// rejected before it.
-func (c *Catalog) match(q Query) (*Candidate, []string) {
-	var found *Candidate
-	var rejected []string
-	c.each(q, func(cand Candidate) bool {
-		if cand.Why == "" {
-			found = &cand
-			return false
-		}
-		rejected = append(rejected, filepath.Base(cand.Origin)+": "+cand.Why)
-		return true
-	})
-	return found, rejected
 }
 
 // Sources says where to look. Empty fields switch a source off.

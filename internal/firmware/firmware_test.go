@@ -107,7 +107,8 @@ func TestFindOrder(t *testing.T) {
 		{"domain template wins", filepath.Join(fw, "CODE_4M.ms.fd"), "/mine.fd", "/mine.fd", FromDomain, false},
 		{"exact symlink name beats the earlier-sorted target", filepath.Join(fw, "CODE_4M.secboot.fd"), "", "/fw/VARS.empty", FromDescriptor, false},
 		{"exact ms name", filepath.Join(fw, "CODE_4M.ms.fd"), "", "/fw/VARS.ms", FromDescriptor, false},
-		{"config beats descriptor, by resolution", filepath.Join(fw, "CUSTOM.fd"), "", "/fw/VARS.config", FromConfig, true},
+		{"a literal descriptor beats the config's symlink", filepath.Join(fw, "CUSTOM.fd"), "", "/fw/VARS.desc", FromDescriptor, false},
+		{"config by its literal path", filepath.Join(fw, "custom-link.fd"), "", "/fw/VARS.config", FromConfig, false},
 		{"qemu.conf is read although descriptors exist", "/fw/ONLY_QEMUCONF.fd", "", "/fw/VARS.qc", FromQemuConf, false},
 	}
 	for _, tt := range tests {
