@@ -423,6 +423,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "prepare: create " + h.nvram + "/uefi-custom_VARS.fd from " + h.fw + "/CUSTOM_VARS.fd (hook config", ""},
 		{[]string{"explain", "-f", filepath.Join(testdata, "golden/restore-no-nvram.in.xml")}, "", 0, "XML: add <nvram template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/uefi-custom_VARS.fd</nvram>", ""},
 		{[]string{"explain", "-x"}, "", 2, "", "explain takes [-f FILE]"},
+		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "reset-nvram: 'virsh start --reset-nvram' fails: libvirt itself knows no template for " + customLoader, ""},
 		{[]string{"explain"}, "<domain><name>q</name><os><loader readonly='yes' type='pflash'>" + customLoader + "</loader><nvram format='qcow2' template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/q_VARS.qcow2</nvram></os></domain>", 0,
 			"libvirt: libvirt 12.8 refuses every start of this definition", ""},
 	}
@@ -488,8 +489,14 @@ func TestAudit(t *testing.T) {
 		return fmt.Sprintf("<!-- WARNING: THIS IS AN AUTO-GENERATED FILE -->\n<domain><name>%s</name><os><loader readonly='yes' type='pflash'>%s</loader><nvram%s>%s/%s_VARS.fd</nvram></os></domain>\n", name, loader, extra, h.nvram, name)
 	}
 	write := func(name, content string) { os.WriteFile(filepath.Join(defs, name+".xml"), []byte(content), 0o600) }
-	write("ok", dom("ok", customLoader, ""))
+	write("ok", dom("ok", customLoader, " template='"+h.fw+"/CUSTOM_VARS.fd'"))
 	os.WriteFile(filepath.Join(h.nvram, "ok_VARS.fd"), h.vars, 0o600)
+	write("desc", dom("desc", h.fw+"/DESC_CODE.fd", ""))
+	os.WriteFile(filepath.Join(h.nvram, "desc_VARS.fd"), make([]byte, 4096), 0o600)
+	write("unpinned", dom("unpinned", customLoader, ""))
+	os.WriteFile(filepath.Join(h.nvram, "unpinned_VARS.fd"), h.vars, 0o600)
+	write("qc", dom("qc", h.fw+"/QC_CODE.fd", ""))
+	os.WriteFile(filepath.Join(h.nvram, "qc_VARS.fd"), h.vars, 0o600)
 	write("missing", dom("missing", customLoader, ""))
 	write("orphan", dom("orphan", "/srv/fw/NOBODY.fd", ""))
 	write("nosource", dom("nosource", "/srv/fw/NOBODY.fd", ""))
@@ -511,15 +518,20 @@ func TestAudit(t *testing.T) {
 		t.Fatalf("exit %d: %s %s", r.code, r.stdout, r.stderr)
 	}
 	for _, want := range []string{
-		"ok       ok: " + h.nvram + "/ok_VARS.fd exists",
-		"ok       missing: " + h.nvram + "/missing_VARS.fd is missing; the next start creates it from " + h.fw + "/CUSTOM_VARS.fd (hook config)",
+		"ok       ok: " + h.nvram + "/ok_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (domain XML)",
+		"ok       desc: " + h.nvram + "/desc_VARS.fd exists (4096 bytes), template " + h.fw + "/DESC_VARS.fd (firmware descriptor)",
+		// libvirt itself knows no template: a reset fails whatever the hook does.
+		"PROBLEM  unpinned: " + h.nvram + "/unpinned_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config), but 'virsh start --reset-nvram' fails: libvirt itself knows no template for " + customLoader + "; 'libvirt-nvram-hook pin unpinned' writes template='" + h.fw + "/CUSTOM_VARS.fd' into the definition",
+		"PROBLEM  missing: " + h.nvram + "/missing_VARS.fd is missing; the next start creates it from " + h.fw + "/CUSTOM_VARS.fd (hook config), but 'virsh start --reset-nvram' fails",
+		// libvirt ignores qemu.conf's list once any descriptor exists.
+		"PROBLEM  qc: " + h.nvram + "/qc_VARS.fd exists (65536 bytes), template " + h.fw + "/QC_VARS.fd (qemu.conf), but 'virsh start --reset-nvram' fails",
 		"PROBLEM  orphan: " + h.nvram + "/orphan_VARS.fd is missing and the next start will fail: no varstore template for loader /srv/fw/NOBODY.fd",
 		"PROBLEM  nosource: " + h.nvram + "/nosource_VARS.fd exists (65536 bytes), but no template is known",
 		"PROBLEM  mixup: " + h.nvram + "/mixup_VARS.fd is 8192 bytes, but loader " + h.fw + "/DESC_CODE.fd takes 4096-byte varstores",
-		"ok       linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config)",
+		"PROBLEM  linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config), but 'virsh start --reset-nvram' fails",
 		"PROBLEM  dangling: the next start will fail: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
 		"PROBLEM  qcow2raw: libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template " + h.fw + "/CUSTOM_VARS.fd is raw, the varstore is qcow2; remove template= from <nvram>",
-		"9 domains, 8 with a file varstore, 5 problem(s)",
+		"12 domains, 11 with a file varstore, 9 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)

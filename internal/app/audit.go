@@ -83,6 +83,9 @@ func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (
 		for _, eff := range pl.Effects {
 			switch eff := eff.(type) {
 			case plan.CreateVarstore:
+				if note := resetNote(host, d, eff.Template); note != "" {
+					return fmt.Sprintf("%s is missing; the next start creates it from %s (%s), but %s", path, eff.Template.Template, eff.Template.Source, note), true
+				}
 				return fmt.Sprintf("%s is missing; the next start creates it from %s (%s)", path, eff.Template.Template, eff.Template.Source), false
 			case plan.Skip:
 				return fmt.Sprintf("%s is missing; the hook leaves it to libvirt: %s", path, eff.Reason), false
@@ -102,6 +105,11 @@ func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (
 			path, m.Got, d.Loader.Path, m.Want, m.Layout.Source, m.Layout.Origin), true
 	}
 	hit, err := host.Template(d)
+	if err == nil {
+		if note := resetNote(host, d, hit); note != "" {
+			return fmt.Sprintf("%s exists (%d bytes), template %s (%s), but %s", path, fi.Size(), hit.Template, hit.Source, note), true
+		}
+	}
 	if errors.As(err, new(*firmware.NotFoundError)) {
 		return fmt.Sprintf("%s exists (%d bytes), but no template is known for %s: it could not be recreated or reset", path, fi.Size(), d.Loader.Path), true
 	}
@@ -109,4 +117,16 @@ func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (
 		return fmt.Sprintf("%s exists (%d bytes), but its template cannot be used: %v", path, fi.Size(), err), true
 	}
 	return fmt.Sprintf("%s exists (%d bytes), template %s (%s)", path, fi.Size(), hit.Template, hit.Source), false
+}
+
+// resetNote says, when libvirt knows no template for d itself, that
+// virsh start --reset-nvram fails (libvirt needs the template; a hook in
+// prepare cannot help) and how to pin the hook's template into the
+// definition. "" when libvirt knows one.
+func resetNote(host *plan.Host, d *domain.Domain, hit firmware.Hit) string {
+	where, err := host.LibvirtTemplate(d)
+	if err != nil || where != "" {
+		return ""
+	}
+	return fmt.Sprintf("'virsh start --reset-nvram' fails: libvirt itself knows no template for %s; '%s pin %s' writes template='%s' into the definition", d.Loader.Path, Prog, d.Name, hit.Template)
 }

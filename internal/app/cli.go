@@ -202,6 +202,9 @@ func runExplain(e Env, file string) int {
 			for _, note := range pl.Libvirt {
 				fmt.Fprintf(out, "libvirt: %s\n", note)
 			}
+			if pl.Path != "" {
+				fmt.Fprintf(out, "reset-nvram: %s\n", describeReset(host, d))
+			}
 		}
 	}
 	if d.Loader != nil && d.Loader.Path != "" {
@@ -251,4 +254,20 @@ func describe(pl *plan.Plan) string {
 		s = fmt.Sprintf("%s exists and is used as it is; %s", pl.Path, s)
 	}
 	return s
+}
+
+// describeReset says what virsh start --reset-nvram does with d.
+func describeReset(host *plan.Host, d *domain.Domain) string {
+	where, err := host.LibvirtTemplate(d)
+	if err != nil {
+		return err.Error()
+	}
+	if where != "" {
+		return "libvirt recreates the varstore from the template it knows (" + where + ")"
+	}
+	hit, err := host.Template(d)
+	if err != nil {
+		return "fails: libvirt itself knows no template for " + d.Loader.Path + ", and neither does the hook"
+	}
+	return resetNote(host, d, hit)
 }

@@ -489,6 +489,42 @@ func (h *Host) templateToAdd(d *domain.Domain) (firmware.Hit, bool, error) {
 	return hit, err == nil, err
 }
 
+// LibvirtTemplate says where libvirt itself finds d's template when it
+// creates or resets the varstore (virsh start --reset-nvram, which no
+// hook can serve, or a start without the hook): the definition's own
+// template=, a firmware descriptor that fits the domain and names the
+// loader by its literal path, or qemu.conf's nvram list when no
+// descriptor exists at all (libvirt ignores the list otherwise). It
+// returns where, or "" when libvirt knows none. It sees the sources as
+// the hook's config does (descriptor_dirs, qemu_conf).
+func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
+	if t := templateOf(d.NVRAM); t != "" {
+		return "template= in the definition", nil
+	}
+	cat, err := h.Catalog()
+	if err != nil {
+		return "", err
+	}
+	descriptors := false
+	for _, p := range cat.Pairs {
+		descriptors = descriptors || p.Source == firmware.FromDescriptor
+	}
+	if !descriptors && h.Config.Descriptors {
+		files, _ := firmware.DescriptorFiles(h.Config.DescriptorDirs)
+		descriptors = len(files) > 0
+	}
+	for _, c := range cat.Candidates(Query(d)) {
+		switch {
+		case c.Why != "" || c.Resolved:
+		case c.Source == firmware.FromDescriptor:
+			return string(c.Source) + " " + c.Origin, nil
+		case c.Source == firmware.FromQemuConf && !descriptors:
+			return string(c.Source) + " " + c.Origin, nil
+		}
+	}
+	return "", nil
+}
+
 // Query describes what the domain wants of its firmware.
 func Query(d *domain.Domain) firmware.Query {
 	q := firmware.Query{Arch: d.Arch, Machine: d.Machine, Features: d.FirmwareFeatures, SMMOff: d.SMMOff}

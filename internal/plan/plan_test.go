@@ -341,3 +341,43 @@ func TestTemplateFormatConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestLibvirtTemplate: libvirt finds a template itself in the definition,
+// in a descriptor naming the loader, or in qemu.conf's list only while no
+// descriptor exists at all; the hook's config and table are not libvirt's.
+func TestLibvirtTemplate(t *testing.T) {
+	root := t.TempDir()
+	descs := filepath.Join(root, "descriptors")
+	os.Mkdir(descs, 0o755)
+	for _, f := range []string{"QC_CODE.fd", "QC_VARS.fd", "D_CODE.fd", "D_VARS.fd", "H_VARS.fd"} {
+		os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644)
+	}
+	os.WriteFile(filepath.Join(root, "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"%s/QC_CODE.fd:%s/QC_VARS.fd\" ]\n", root, root)), 0o644)
+	conf := filepath.Join(root, "hook.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf("[templates]\nnvram = %s/H_CODE.fd:%s/H_VARS.fd\ndescriptor_dirs = %s\nqemu_conf = %s/qemu.conf\nbuiltin = false\n", root, root, descs, root)), 0o644)
+	desc := fmt.Sprintf(`{"mapping":{"device":"flash","executable":{"filename":"%s/D_CODE.fd"},"nvram-template":{"filename":"%s/D_VARS.fd"}},"targets":[{"architecture":"x86_64","machines":["pc-q35-*"]}]}`, root, root)
+	for _, tt := range []struct {
+		loader, template string
+		descriptor       bool
+		want             string
+	}{
+		{"QC_CODE.fd", "", false, "qemu.conf"},
+		{"QC_CODE.fd", "", true, ""},
+		{"D_CODE.fd", "", true, "firmware descriptor"},
+		{"H_CODE.fd", "", false, ""},
+		{"H_CODE.fd", " template='" + root + "/H_VARS.fd'", false, "template= in the definition"},
+	} {
+		os.Remove(filepath.Join(descs, "50-d.json"))
+		if tt.descriptor {
+			os.WriteFile(filepath.Join(descs, "50-d.json"), []byte(desc), 0o644)
+		}
+		d, err := domain.Parse([]byte(fmt.Sprintf("<domain><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>%s/%s</loader><nvram%s>%s/vm_VARS.fd</nvram></os></domain>", root, tt.loader, tt.template, root)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := NewHost(config.Base(conf, ""), true, nil).LibvirtTemplate(d)
+		if err != nil || !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
+			t.Errorf("%s%s, descriptor %v: %q, %v; want %q", tt.loader, tt.template, tt.descriptor, got, err, tt.want)
+		}
+	}
+}
