@@ -513,7 +513,7 @@ func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
 		files, _ := firmware.DescriptorFiles(h.Config.DescriptorDirs)
 		descriptors = len(files) > 0
 	}
-	for _, c := range cat.Candidates(Query(d)) {
+	for _, c := range cat.Lookup(Query(d)).Candidates {
 		switch {
 		case c.Why != "" || c.Resolved:
 		case c.Source == firmware.FromDescriptor:
