@@ -219,6 +219,9 @@ func create(log *logrus.Entry, c plan.CreateVarstore) error {
 		log.WithField("action", "none").Info("varstore appeared meanwhile; left as it is")
 		return nil
 	}
+	if res.LockErr != nil {
+		log = log.WithField("temp_lock", res.LockErr.Error()) // NFS without locks
+	}
 	log.WithFields(logrus.Fields{"action": "created", "bytes": res.Size, "method": res.Method}).Info("created varstore")
 	return nil
 }

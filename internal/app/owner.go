@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 	"strings"
@@ -25,13 +26,21 @@ var fallbackUsers = []string{"libvirt-qemu", "qemu"}
 
 // resolveOwner follows libvirt's rules: the config's user/group, else
 // qemu.conf's, else the distribution's qemu user, else root. Values may
-// be names or numeric ids; "+N" is always an id, as in qemu.conf.
+// be names or numeric ids; "+N" is always an id, as in qemu.conf. A user or
+// group that is named but cannot be resolved, and a qemu.conf that exists
+// but cannot be read, are errors: the owner is never guessed past them.
 func resolveOwner(cfg *config.Config) (Owner, error) {
 	userSpec, groupSpec := cfg.User, cfg.Group
 	if (userSpec == "" || groupSpec == "") && cfg.QemuConf != "" {
-		if q, err := qemuconf.Load(cfg.QemuConf); err == nil {
+		q, err := qemuconf.Load(cfg.QemuConf)
+		switch {
+		case err == nil:
 			userSpec = firstNonEmpty(userSpec, q.User)
 			groupSpec = firstNonEmpty(groupSpec, q.Group)
+		case !errors.Is(err, os.ErrNotExist):
+			// It may name the qemu user: guessing one would give the
+			// guest's variables to the wrong user (or to root).
+			return Owner{}, fmt.Errorf("cannot tell the qemu user from %s: %w (or set user and group in [nvram] of the hook's config)", cfg.QemuConf, err)
 		}
 	}
 	var u *user.User
@@ -61,6 +70,8 @@ func resolveOwner(cfg *config.Config) (Owner, error) {
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 		gname = g.Name
+	case u.Gid == "":
+		return Owner{}, fmt.Errorf("qemu user %s has no passwd entry, so its group is unknown: set group in [nvram] of the hook's config", userSpec)
 	default:
 		// libvirt's packaged default group is named like the user.
 		if g, err := user.LookupGroup(u.Username); err == nil {
@@ -81,7 +92,7 @@ func lookupUser(spec string) (*user.User, error) {
 		if u, err := user.LookupId(id); err == nil {
 			return u, nil
 		}
-		return &user.User{Uid: id, Gid: id, Username: ""}, nil
+		return &user.User{Uid: id}, nil // an id without a passwd entry
 	}
 	u, err := user.Lookup(spec)
 	var unknown user.UnknownUserError

@@ -2,6 +2,7 @@ package varstore
 
 import (
 	"crypto/sha256"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -167,5 +168,34 @@ func TestIsTemp(t *testing.T) {
 	name, _ := tempName("x y_VARS.fd")
 	if !IsTemp(name) || strings.Contains(name, "/") {
 		t.Errorf("tempName gives %q", name)
+	}
+}
+
+// TestNoLocks acts out a filesystem without locks (NFS mounted nolock,
+// where flock fails with ENOLCK): the writer still creates the varstore
+// and says its temp file was not locked, and an old temp file that cannot
+// be locked is kept, since nothing tells whether its writer is alive.
+func TestNoLocks(t *testing.T) {
+	orig := flock
+	flock = func(int, int) error { return syscall.ENOLCK }
+	t.Cleanup(func() { flock = orig })
+	nv := t.TempDir()
+	old := filepath.Join(nv, ".vm_VARS.fd"+TempMarker+"0123456789abcdef.tmp")
+	os.WriteFile(old, []byte("partial"), 0o600)
+	hour := time.Now().Add(-time.Hour)
+	os.Chtimes(old, hour, hour)
+	tmpl := writeTemplate(t, t.TempDir(), []byte("vars"))
+	res, err := Create(nv, "vm2_VARS.fd", tmpl, Options{UID: -1, GID: -1})
+	if err != nil || !res.Created {
+		t.Fatalf("Create = %+v, %v", res, err)
+	}
+	if !errors.Is(res.LockErr, syscall.ENOLCK) {
+		t.Errorf("LockErr = %v, want ENOLCK", res.LockErr)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Errorf("a temp file that cannot be locked was removed: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(nv, "vm2_VARS.fd")); string(got) != "vars" {
+		t.Errorf("varstore = %q", got)
 	}
 }

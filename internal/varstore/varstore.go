@@ -60,7 +60,15 @@ type Result struct {
 	Created bool   // false: the varstore already existed (or appeared meanwhile)
 	Size    int64  // bytes in the new varstore
 	Method  string // "reflink" or "sparse copy"
+	// LockErr is why the temp file could not be locked (ENOLCK: NFS
+	// without locks), nil when it was. Had this invocation died, its
+	// temp file would stay until removed by hand.
+	LockErr error
 }
+
+// flock is unix.Flock; tests replace it to act out a filesystem without
+// locks.
+var flock = unix.Flock
 
 // Exists reports whether a varstore is at path as libvirt and QEMU see
 // it: a regular file, or a symlink to one (they follow it; the hook never
@@ -153,8 +161,11 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 	}
 	dst := os.NewFile(uintptr(tfd), filepath.Join(dir, tmp))
 	// The lock tells a later invocation that this temp file is being
-	// written; the kernel drops it when we exit, however we exit.
-	unix.Flock(tfd, unix.LOCK_EX)
+	// written; the kernel drops it when we exit, however we exit. Where
+	// the filesystem has no locks (NFS mounted nolock: ENOLCK) the copy
+	// goes on unlocked: other invocations on that mount cannot lock it
+	// either and so never take it for stale (removeStale); Result says so.
+	lockErr := flock(tfd, unix.LOCK_EX|unix.LOCK_NB)
 	committed := false
 	defer func() {
 		dst.Close()
@@ -210,7 +221,7 @@ func Create(dir, name, template string, opt Options) (res Result, err error) {
 	if err := unix.Fsync(dfd); err != nil {
 		return res, fmt.Errorf("syncing directory %s: %w", dir, err)
 	}
-	return Result{Created: true, Size: size, Method: method}, nil
+	return Result{Created: true, Size: size, Method: method, LockErr: lockErr}, nil
 }
 
 func existsAt(dfd int, name, target string) (bool, error) {
@@ -369,9 +380,11 @@ func IsTemp(name string) bool {
 }
 
 // removeStale deletes temp files left by invocations that died (killed,
-// crashed, power loss): ours, unlocked, and older than StaleAge. A temp file
-// still locked belongs to a live writer and is left alone. Errors are
-// ignored: cleanup must never fail a VM start.
+// crashed, power loss): ours, older than StaleAge, and that we can lock. A
+// temp file we cannot lock is left alone, whatever the reason: EWOULDBLOCK
+// is a live writer, and ENOLCK (NFS without locks) means liveness cannot
+// be told, so it is held too. Errors are ignored: cleanup must never fail a
+// VM start.
 func removeStale(dfd int) {
 	// Read the entries through a duplicate: closing it keeps dfd open.
 	nfd, err := unix.Dup(dfd)
@@ -395,7 +408,7 @@ func removeStale(dfd int) {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
 			time.Since(time.Unix(st.Mtim.Unix())) > StaleAge &&
-			unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			unix.Unlinkat(dfd, name, 0)
 		}
 		unix.Close(fd)
