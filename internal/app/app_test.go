@@ -556,19 +556,22 @@ func TestTranslateLoader(t *testing.T) {
 				os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\ntranslate_loader = true\n"), 1), 0o644)
 			}
 			r := h.run(t, in(h), "mig", "migrate", "begin", "-")
+			// Nothing tells what the absent loader promised the guest
+			// (Secure Boot, keys, flash size): a local file of the same
+			// name is no candidate (issue #12 item 6), the loader stays.
+			if r.code != 1 || !strings.Contains(r.stderr, "no varstore template for loader /usr/share/elsewhere/DESC_CODE.fd") {
+				t.Errorf("got %+v", r)
+			}
 			if !on {
-				if r.code != 1 || !strings.Contains(r.stderr, "no varstore template for loader /usr/share/elsewhere/DESC_CODE.fd") {
-					t.Errorf("got %+v", r)
-				}
 				return
 			}
-			if r.code != 0 || !strings.Contains(r.stdout, "<loader readonly='yes' type='pflash'>"+h.fw+"/DESC_CODE.fd</loader>") {
-				t.Fatalf("got %+v", r)
+			// With the varstore there, the filter changes nothing and
+			// logs why the loader stays.
+			os.WriteFile(filepath.Join(h.nvram, "mig_VARS.fd"), h.vars, 0o600)
+			if r = h.run(t, in(h), "mig", "migrate", "begin", "-"); r.code != 0 || r.stdout != "" {
+				t.Errorf("got %+v", r)
 			}
-			if data, err := os.ReadFile(filepath.Join(h.nvram, "mig_VARS.fd")); err != nil || !bytes.Equal(data, h.vars) {
-				t.Errorf("varstore: %v", err)
-			}
-			if log := h.logText(t); !strings.Contains(log, "old_loader=/usr/share/elsewhere/DESC_CODE.fd") {
+			if log := h.logText(t); !strings.Contains(log, "translate_loader: loader /usr/share/elsewhere/DESC_CODE.fd does not exist here and is left as it is: no descriptor or built-in table entry tells what it promises the guest") {
 				t.Errorf("log: %s", log)
 			}
 		})

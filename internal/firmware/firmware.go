@@ -92,6 +92,10 @@ type Catalog struct {
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
+
+	// sources is what the catalog was loaded from: Translate looks up the
+	// facts of loaders this host does not have in the whole table.
+	sources Sources
 }
 
 // Sources says where to look. Empty fields switch a source off.
@@ -110,7 +114,7 @@ type Sources struct {
 // Problems, not errors: one broken descriptor must not stop a VM whose
 // template another source knows.
 func Load(s Sources) *Catalog {
-	c := &Catalog{}
+	c := &Catalog{sources: s}
 	c.loadConfig(s)
 	c.loadDescriptors(s)
 	c.loadQemuConf(s)
@@ -184,8 +188,8 @@ func (c *Catalog) loadTable(s Sources) {
 }
 
 // descriptorFacts completes what a descriptor declares with what the
-// table knows of the same CODE/VARS pair (which keys the template holds),
-// and with the sizes of the files on this host.
+// table knows of the same CODE/VARS pair (which keys the template holds,
+// the sizes), and with the sizes of the files on this host.
 func descriptorFacts(d *Descriptor, s Sources) Facts {
 	f := d.Facts()
 	for _, e := range s.Table {
@@ -193,7 +197,7 @@ func descriptorFacts(d *Descriptor, s Sources) Facts {
 			continue
 		}
 		if e.SecureBoot == f.SecureBoot && e.SMM == f.SMM && (f.Keys == "" || f.Keys == e.Keys) {
-			f.Keys = e.Keys
+			f.Keys, f.CodeSize, f.VarsSize = e.Keys, e.CodeSize, e.VarsSize
 		}
 		break
 	}

@@ -233,9 +233,12 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		return nil
 	}
 	if mode == Filter {
-		to, err := h.translateLoader(d)
+		to, why, err := h.translateLoader(d)
 		if err != nil {
 			return err
+		}
+		if why != "" {
+			pl.Effects = append(pl.Effects, Warn{Msg: why})
 		}
 		if to != "" {
 			pl.Effects = append(pl.Effects, SetLoader{From: d.Loader.Path, To: to})
@@ -416,23 +419,21 @@ func (h *Host) Template(d *domain.Domain) (firmware.Hit, error) {
 
 // translateLoader handles an incoming domain whose loader path does not
 // exist here (migrated from a distribution with another firmware layout).
-// With translate_loader on, it picks a local firmware that fits the domain
-// as libvirt would match it (a descriptor or the built-in table: arch,
-// machine, secure boot, enrolled keys, SMM), preferring the same file name,
-// and whose varstore size equals the existing varstore's, if there is one:
-// QEMU's migration stream carries the variables, but only into a flash of
-// the same size. It returns the loader to use instead, or "".
-func (h *Host) translateLoader(d *domain.Domain) (string, error) {
+// With translate_loader on, firmware.Catalog.Translate picks the local
+// firmware that promises the guest what its loader promised (Secure Boot,
+// SMM, which keys, code flash size) and fits the domain and its existing
+// varstore. It returns the loader to use instead, or "" and why not.
+func (h *Host) translateLoader(d *domain.Domain) (string, string, error) {
 	if _, err := os.Stat(d.Loader.Path); !errors.Is(err, os.ErrNotExist) {
-		return "", nil
+		return "", "", nil
 	}
 	cfg, err := h.config()
 	if err != nil || !cfg.TranslateLoader {
-		return "", err
+		return "", "", err
 	}
 	cat, err := h.Catalog()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	var wantSize int64 = -1
 	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
@@ -440,36 +441,12 @@ func (h *Host) translateLoader(d *domain.Domain) (string, error) {
 			wantSize = fi.Size()
 		}
 	}
-	q := Query(d)
-	var best *firmware.Pair
-	for i := range cat.Pairs {
-		c := &cat.Pairs[i]
-		if c.Source != firmware.FromDescriptor && c.Source != firmware.FromTable {
-			continue
-		}
-		if c.Descriptor != nil && c.Descriptor.Mismatch(q) != "" {
-			continue
-		}
-		if c.Source == firmware.FromTable && d.Arch != "" && c.Facts.Arch != d.Arch {
-			continue
-		}
-		code, err1 := os.Stat(c.Code)
-		vars, err2 := os.Stat(c.Vars)
-		if err1 != nil || err2 != nil || (wantSize >= 0 && vars.Size() != wantSize) || !code.Mode().IsRegular() {
-			continue
-		}
-		if filepath.Base(c.Code) == filepath.Base(d.Loader.Path) {
-			best = c
-			break
-		}
-		if best == nil {
-			best = c
-		}
+	to, err := cat.Translate(d.Loader.Path, Query(d), wantSize)
+	var none *firmware.NoTranslationError
+	if errors.As(err, &none) {
+		return "", err.Error(), nil
 	}
-	if best == nil {
-		return "", nil
-	}
-	return best.Code, nil
+	return to.Code, "", err
 }
 
 // templateToAdd is the template= a filter adds to an existing <nvram>
