@@ -49,6 +49,7 @@ type Env struct {
 	ConfigHome     string // non-empty: a session daemon's defaults, under this directory
 	DevLog         string // syslog socket deciding the default log target
 	Euid           int
+	Virsh          string // libvirt's client for pin; "" = virsh from PATH
 }
 
 // Main runs the program for a real process.

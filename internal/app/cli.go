@@ -28,6 +28,12 @@ const usage = `Usage:
   libvirt-nvram-hook explain [-f FILE]
         say what the hook would do for a domain XML (stdin by default),
         touching nothing
+  libvirt-nvram-hook pin [--dry-run] [DOMAIN...]
+        write the template the hook would use (and templateFormat where
+        libvirt reads it) into the inactive definitions of persistent
+        domains (all by default), through virsh; only <nvram> changes.
+        Afterwards libvirt itself can create and reset those varstores
+        (virsh start --reset-nvram)
   libvirt-nvram-hook --version | --help
 
 Config: /etc/libvirt/nvram-hook.conf, or the file named by
@@ -61,6 +67,8 @@ func runCLI(e Env, args []string) int {
 			return runAudit(e, dir)
 		}
 		return usageError(e, "check takes [--audit [DOMAIN_XML_DIR]]")
+	case "pin":
+		return runPin(e, args[1:])
 	case "explain":
 		file := ""
 		switch {

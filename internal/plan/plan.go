@@ -502,6 +502,42 @@ func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
 	return "", nil
 }
 
+// Pin is what `pin` writes into d's inactive definition so that libvirt
+// itself can create and reset the varstore: template= with the template
+// the hook would use, and templateFormat= where libvirt reads it
+// (templateFormat says so: libvirt 10.10 and later) or where the template
+// is qcow2. It returns nil and the reason when there is nothing to pin:
+// no varstore file, a definition that names its template already, a
+// template libvirt finds itself, or one of another format than the
+// varstore (libvirt never converts a template).
+func (h *Host) Pin(d *domain.Domain, templateFormat bool) (*SetTemplate, string, error) {
+	pl, err := h.Plan(d, Prepare)
+	switch {
+	case err == nil && pl.Path == "":
+		return nil, "no varstore file: " + pl.Reason, nil
+	case err == nil && d.NVRAM.Template != "":
+		return nil, "the definition names its template already (" + d.NVRAM.Template + ")", nil
+	}
+	if where, err := h.LibvirtTemplate(d); err != nil {
+		return nil, "", err
+	} else if where != "" {
+		return nil, "libvirt finds its template itself (" + where + ")", nil
+	}
+	hit, err := h.Template(d)
+	if err != nil {
+		return nil, "", err
+	}
+	format := firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
+	tf, why := templateFits(format, hit.Template)
+	if why != "" {
+		return nil, "", fmt.Errorf("not pinned: %s", why)
+	}
+	if tf == "" && templateFormat {
+		tf = format
+	}
+	return &SetTemplate{Template: hit, TemplateFormat: tf}, "", nil
+}
+
 // Query describes what the domain wants of its firmware.
 func Query(d *domain.Domain) firmware.Query {
 	q := firmware.Query{Arch: d.Arch, Machine: d.Machine, Features: d.FirmwareFeatures, SMMOff: d.SMMOff}
