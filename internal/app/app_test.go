@@ -193,7 +193,7 @@ func TestPrepare(t *testing.T) {
 		}, 0, "", "", "outside allowed_dirs"},
 		{"no template anywhere", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
 			os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\n[templates]\ndescriptor_dirs = %s/descriptors\nqemu_conf = %s/qemu.conf\n[log]\ntarget = file:%s\n", h.nvram, h.root, h.root, h.log)), 0o644)
-		}, 1, "no varstore template for loader /srv/fw/CUSTOM_CODE.fd (looked in: domain XML, ", "", ""},
+		}, 1, "/uefi-custom_VARS.fd: no varstore template for loader /srv/fw/CUSTOM_CODE.fd (looked in: domain XML, ", "", ""},
 		{"broken config fails a UEFI prepare with its line", func(h *host) string { return "libvirt-9.0/uefi-custom--prepare.xml" }, func(t *testing.T, h *host) {
 			os.WriteFile(h.conf, []byte("[nvram]\ndri = /x\n"), 0o644)
 		}, 1, "line 2: unknown key \"dri\" in [nvram]", "", ""},

@@ -71,12 +71,13 @@ func runAudit(e Env, dir string) int {
 // the loader and whether it could be recreated.
 func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (string, bool) {
 	path := pl.Path
+	var notFound *firmware.NotFoundError
 	if len(pl.Libvirt) > 0 {
 		return strings.Join(pl.Libvirt, "; "), true
 	}
 	switch {
-	case errors.As(planErr, new(*firmware.NotFoundError)):
-		return fmt.Sprintf("%s is missing and the next start will fail: %v", path, planErr), true
+	case errors.As(planErr, &notFound):
+		return fmt.Sprintf("%s is missing and the next start will fail: %v", path, notFound), true
 	case planErr != nil:
 		return fmt.Sprintf("the next start will fail: %v", planErr), true
 	case !pl.Exists:

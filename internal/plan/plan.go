@@ -275,10 +275,10 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		if err != nil {
 			return err
 		}
-		if tmpl, err = h.Template(d); err != nil {
-			return err
-		}
 		pl.Path = filepath.Join(cfg.NVRAMDir, name)
+		if tmpl, err = h.Template(d); err != nil {
+			return missingTemplate(pl.Path, err)
+		}
 		add := AddNVRAM{Path: pl.Path}
 		if tf, why := templateFits(format, tmpl.Template); why != "" {
 			pl.Effects = append(pl.Effects, Warn{Msg: "template= not added to the new <nvram>: " + why})
@@ -333,7 +333,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 	}
 	if tmpl.Template == "" {
 		if tmpl, err = h.Template(d); err != nil {
-			return err
+			return missingTemplate(pl.Path, err)
 		}
 	}
 	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Template: tmpl, Format: format}
@@ -391,6 +391,16 @@ func templateConflict(nv *domain.NVRAM, format string) string {
 	return fmt.Sprintf("libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template %s is %s, the varstore is %s; "+
 		"remove template= from <nvram> (an existing varstore is used as it is; the hook creates a missing one, converting with qemu-img), or name a %s template with templateFormat='%s' (libvirt 10.10 and later)",
 		nv.Template, tf, format, format, format)
+}
+
+// missingTemplate names the varstore in a failed template lookup: the
+// path is what libvirt 12.8's own error names ("unable to find any master
+// var store for loader: PATH"), the loader what 9.0 and 11.3 name.
+func missingTemplate(path string, err error) error {
+	if errors.As(err, new(*firmware.NotFoundError)) {
+		return fmt.Errorf("cannot create varstore %s: %w", path, err)
+	}
+	return err
 }
 
 func appendIf(effects []Effect, e Effect) []Effect {
