@@ -995,6 +995,8 @@ func TestHookAcceptsSampleConfig(t *testing.T) {
 	// Values that hold on any machine, for the uncommented copy.
 	writeFile(t, dir+"/fw/CODE.fd", []byte("code"), 0o644)
 	writeFile(t, dir+"/fw/VARS.fd", []byte("vars"), 0o644)
+	writeFile(t, dir+"/fw/ROM.fd", []byte("rom"), 0o644)
+	writeFile(t, dir+"/fw/VARS.json", []byte(`{"version": 2, "variables": []}`), 0o644)
 	if err := os.MkdirAll(dir+"/nvram", 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,25 @@ func runCheck(e Env) int {
 	if len(cat.Pairs) == 0 {
 		fmt.Fprintln(e.Stdout, "  (none)")
 	}
+	fmt.Fprintf(e.Stdout, "\nuefi-vars <varstore> templates of rom loaders (looked in: %s):\n", strings.Join(cat.VarsConsulted, ", "))
+	for _, p := range cat.VarsPairs {
+		mark, note := " ", ""
+		if st := cat.VarsStatus(p); st == "used" {
+			mark = "*"
+		} else {
+			note = "  (" + st + ")"
+		}
+		if _, err := os.Stat(p.Vars); err != nil {
+			note += "  (template missing)"
+			if p.Source == firmware.FromConfig {
+				problems++
+			}
+		}
+		fmt.Fprintf(e.Stdout, "%s %s\n    -> %s  [%s %s]%s\n", mark, p.Code, p.Vars, p.Source, p.Origin, note)
+	}
+	if len(cat.VarsPairs) == 0 {
+		fmt.Fprintln(e.Stdout, "  (none)")
+	}
 	for _, err := range cat.Problems {
 		fmt.Fprintf(e.Stdout, "warning: %s\n", err)
 	}

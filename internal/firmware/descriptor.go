@@ -26,8 +26,14 @@ type Descriptor struct {
 	ExecFormat     string
 	Template       string
 	TemplateFormat string
-	Targets        []Target
-	Features       []string
+	// VarsTemplate is the JSON variable store template of a firmware
+	// loaded into memory (a rom loader) that keeps its variables in QEMU's
+	// uefi-vars device: mapping.uefi-vars.template, with mapping.filename
+	// as the executable (QEMU docs/interop/firmware.json,
+	// FirmwareMemoryUefiVars, since 11.0).
+	VarsTemplate string
+	Targets      []Target
+	Features     []string
 }
 
 // Target is one architecture and its machine-type globs.
@@ -50,6 +56,10 @@ type descriptorJSON struct {
 			Filename string `json:"filename"`
 			Format   string `json:"format"`
 		} `json:"nvram-template"`
+		Filename string `json:"filename"` // device memory
+		UEFIVars *struct {
+			Template string `json:"template"`
+		} `json:"uefi-vars"`
 	} `json:"mapping"`
 	Targets  []targetJSON `json:"targets"`
 	Features []string     `json:"features"`
@@ -110,6 +120,9 @@ func ReadDescriptor(file string) (*Descriptor, error) {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("firmware descriptor %s: %w", file, err)
 	}
+	if j.Mapping.UEFIVars != nil && j.Mapping.UEFIVars.Template == "" {
+		return nil, fmt.Errorf("firmware descriptor %s: missing 'template' for 'uefi-vars'", file)
+	}
 	d := &Descriptor{
 		File:           file,
 		Description:    j.Description,
@@ -122,6 +135,12 @@ func ReadDescriptor(file string) (*Descriptor, error) {
 		TemplateFormat: j.Mapping.NVRAMTemplate.Format,
 		Features:       j.Features,
 	}
+	if d.Device == "memory" {
+		d.Executable = j.Mapping.Filename
+		if j.Mapping.UEFIVars != nil {
+			d.VarsTemplate = j.Mapping.UEFIVars.Template
+		}
+	}
 	for _, t := range j.Targets {
 		d.Targets = append(d.Targets, Target{Architecture: t.Architecture, Machines: t.Machines})
 	}
@@ -133,6 +152,15 @@ func ReadDescriptor(file string) (*Descriptor, error) {
 // that needs a per-VM varstore.
 func (d *Descriptor) SplitFlash() bool {
 	return d.Device == "flash" && (d.Mode == "" || d.Mode == "split") && d.Executable != "" && d.Template != ""
+}
+
+// UEFIVars reports whether the descriptor describes a firmware loaded as a
+// rom that keeps its variables in QEMU's uefi-vars device, with a JSON
+// template for the per-VM varstore (libvirt 12.1+ <varstore>): device
+// memory, an executable, a uefi-vars template and the host-uefi-vars
+// feature.
+func (d *Descriptor) UEFIVars() bool {
+	return d.Device == "memory" && d.Executable != "" && d.VarsTemplate != "" && d.has("host-uefi-vars")
 }
 
 func (d *Descriptor) has(feature string) bool { return slices.Contains(d.Features, feature) }
@@ -253,6 +281,9 @@ func DescriptorStates(dirs []string) []DescriptorState {
 				switch {
 				case err != nil:
 					st.Status = "unreadable: " + err.Error()
+				case d.UEFIVars():
+					st.Status = "used (rom firmware with a uefi-vars JSON template)"
+					st.D = d
 				case !d.SplitFlash():
 					st.Status = fmt.Sprintf("not split flash (device %s, mode %s): no varstore", d.Device, firstNonEmpty(d.Mode, "split"))
 					st.D = d

@@ -73,10 +73,17 @@ type NotFoundError struct {
 	Loader    string
 	Consulted []string
 	Rejected  []string
+	// UEFIVars: the domain wants a uefi-vars <varstore> (a JSON file) for
+	// a rom loader, not a pflash NVRAM.
+	UEFIVars bool
 }
 
 func (e *NotFoundError) Error() string {
-	s := fmt.Sprintf("no varstore template for loader %s (looked in: %s)", e.Loader, strings.Join(e.Consulted, ", "))
+	what := "varstore template for loader"
+	if e.UEFIVars {
+		what = "uefi-vars JSON varstore template for rom loader"
+	}
+	s := fmt.Sprintf("no %s %s (looked in: %s)", what, e.Loader, strings.Join(e.Consulted, ", "))
 	if len(e.Rejected) > 0 {
 		s += "; not matching the domain: " + strings.Join(e.Rejected, "; ")
 	}
@@ -89,6 +96,13 @@ func (e *NotFoundError) Error() string {
 type Catalog struct {
 	Pairs     []Pair
 	Consulted []string
+	// VarsPairs map rom loaders to the JSON templates of uefi-vars
+	// varstores (<varstore>, libvirt 12.1+), from the config and
+	// descriptors with host-uefi-vars; VarsConsulted names those sources.
+	// No distribution ships such a build yet, so the built-in table and
+	// qemu.conf (which has no such list) add nothing.
+	VarsPairs     []Pair
+	VarsConsulted []string
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
@@ -100,8 +114,10 @@ type Catalog struct {
 
 // Sources says where to look. Empty fields switch a source off.
 type Sources struct {
-	ConfigPath     string // named in the consulted list
-	ConfigPairs    []Pair
+	ConfigPath  string // named in the consulted list
+	ConfigPairs []Pair
+	// VarstorePairs are the config's varstore = ROM:TEMPLATE pairs.
+	VarstorePairs  []Pair
 	DescriptorDirs []string
 	QemuConf       string
 	Table          []TableEntry
@@ -130,6 +146,13 @@ func (c *Catalog) loadConfig(s Sources) {
 		p.Source = FromConfig
 		c.Pairs = append(c.Pairs, p)
 	}
+	if s.ConfigPath != "" {
+		c.VarsConsulted = append(c.VarsConsulted, s.ConfigPath)
+	}
+	for _, p := range s.VarstorePairs {
+		p.Source = FromConfig
+		c.VarsPairs = append(c.VarsPairs, p)
+	}
 }
 
 func (c *Catalog) loadDescriptors(s Sources) {
@@ -140,17 +163,23 @@ func (c *Catalog) loadDescriptors(s Sources) {
 	if err != nil {
 		c.Problems = append(c.Problems, err)
 	}
-	for _, f := range files {
-		d, err := ReadDescriptor(f)
+	for _, file := range files {
+		d, err := ReadDescriptor(file)
 		if err != nil {
 			c.Problems = append(c.Problems, err)
 			continue
 		}
-		if d.SplitFlash() {
-			c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: f, Descriptor: d, Facts: descriptorFacts(d, s)})
+		switch {
+		case d.SplitFlash():
+			c.Pairs = append(c.Pairs, Pair{Code: d.Executable, Vars: d.Template, Source: FromDescriptor, Origin: file, Descriptor: d, Facts: descriptorFacts(d, s)})
+		case d.UEFIVars():
+			f := d.Facts()
+			f.Format = "json"
+			c.VarsPairs = append(c.VarsPairs, Pair{Code: d.Executable, Vars: d.VarsTemplate, Source: FromDescriptor, Origin: file, Descriptor: d, Facts: f})
 		}
 	}
 	c.Consulted = append(c.Consulted, fmt.Sprintf("%d firmware descriptors", len(files)))
+	c.VarsConsulted = append(c.VarsConsulted, fmt.Sprintf("%d firmware descriptors", len(files)))
 }
 
 func (c *Catalog) loadQemuConf(s Sources) {

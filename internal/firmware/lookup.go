@@ -39,6 +39,8 @@ type Lookup struct {
 	// own template= decides.
 	Winner    int
 	Consulted []string
+	// UEFIVars: a lookup of a uefi-vars JSON template (LookupVarstore).
+	UEFIVars bool
 }
 
 // Lookup finds every entry for q's loader and picks the first that fits
@@ -46,11 +48,26 @@ type Lookup struct {
 // machine type, secure boot, enrolled keys, SMM, formats), built-in table
 // entries by the same rules applied to their facts; the user's own
 // entries (config, qemu.conf) fit every domain.
-func (c *Catalog) Lookup(q Query) Lookup {
-	l := Lookup{Query: q, Winner: -1, Consulted: append([]string{string(FromDomain)}, c.Consulted...)}
+func (c *Catalog) Lookup(q Query) Lookup { return lookup(c.Pairs, c.Consulted, q) }
+
+// LookupVarstore is Lookup for a rom loader with a uefi-vars <varstore>
+// (libvirt 12.1+): the entries are the JSON templates of VarsPairs, from
+// the config's varstore = ROM:TEMPLATE pairs and descriptors with the
+// host-uefi-vars feature, matched by the same rules.
+func (c *Catalog) LookupVarstore(q Query) Lookup {
+	l := lookup(c.VarsPairs, c.VarsConsulted, q)
+	l.UEFIVars = true
+	return l
+}
+
+// FindVarstore returns the JSON template for a rom loader's <varstore>.
+func (c *Catalog) FindVarstore(q Query) (Hit, error) { return c.LookupVarstore(q).Hit() }
+
+func lookup(pairs []Pair, consulted []string, q Query) Lookup {
+	l := Lookup{Query: q, Winner: -1, Consulted: append([]string{string(FromDomain)}, consulted...)}
 	loaderID := identity(q.Loader)
 	for _, literal := range []bool{true, false} {
-		for _, p := range c.Pairs {
+		for _, p := range pairs {
 			if literal != (p.Code == q.Loader) {
 				continue
 			}
@@ -106,14 +123,21 @@ func (l Lookup) Hit() (Hit, error) {
 			rejected = append(rejected, filepath.Base(cand.Origin)+": "+cand.Why)
 		}
 	}
-	return Hit{}, &NotFoundError{Loader: l.Query.Loader, Consulted: l.Consulted, Rejected: rejected}
+	return Hit{}, &NotFoundError{Loader: l.Query.Loader, Consulted: l.Consulted, Rejected: rejected, UEFIVars: l.UEFIVars}
 }
 
 // Status says what a lookup of p's own code path, for a domain that asks
 // nothing more, makes of p: "used", "shadowed by ...", "alternative: ...",
 // as Lookup's candidates say. check prints it for every entry.
-func (c *Catalog) Status(p Pair) string {
-	for _, cand := range c.Lookup(Query{Loader: p.Code}).Candidates {
+func (c *Catalog) Status(p Pair) string { return status(c.Lookup(Query{Loader: p.Code}), p) }
+
+// VarsStatus is Status for an entry of VarsPairs.
+func (c *Catalog) VarsStatus(p Pair) string {
+	return status(c.LookupVarstore(Query{Loader: p.Code}), p)
+}
+
+func status(l Lookup, p Pair) string {
+	for _, cand := range l.Candidates {
 		if !cand.Resolved && cand.Source == p.Source && cand.Origin == p.Origin && cand.Vars == p.Vars {
 			return cand.Status
 		}

@@ -195,6 +195,9 @@ func Sources(cfg *config.Config) firmware.Sources {
 	for _, pr := range cfg.Pairs {
 		s.ConfigPairs = append(s.ConfigPairs, firmware.Pair{Code: pr.Code, Vars: pr.Vars, Origin: fmt.Sprintf("%s:%d", cfg.Path, pr.Line)})
 	}
+	for _, pr := range cfg.VarstorePairs {
+		s.VarstorePairs = append(s.VarstorePairs, firmware.Pair{Code: pr.Code, Vars: pr.Vars, Origin: fmt.Sprintf("%s:%d", cfg.Path, pr.Line)})
+	}
 	if cfg.Descriptors {
 		s.DescriptorDirs = cfg.DescriptorDirs
 	}
