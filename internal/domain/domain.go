@@ -1,25 +1,34 @@
 // Package domain reads the parts of a libvirt domain XML that decide whether
-// a UEFI varstore is needed, and rewrites only the <nvram> element, keeping
-// everything else in the document (unknown elements, namespaces, comments,
-// <metadata>) as it came.
+// a UEFI varstore is needed, and edits the few elements the filters change
+// (<loader>'s path, <nvram>, <varstore>'s attributes). The output is the
+// input's bytes with only the changed element's bytes replaced: every other
+// element, attribute quote, character reference, comment and namespace comes
+// out as it went in.
 package domain
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
-
-	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmlscan"
 )
 
-// MaxSize caps the domain XML we accept on stdin.
-const MaxSize = xmlscan.MaxSize
+// MaxSize caps the domain XML we accept on stdin. libvirt's own XML for a
+// guest with thousands of disks stays well below a few MiB.
+const MaxSize = 64 << 20
 
 // ErrInvalid marks every reason a document is not a domain we can act on.
-var ErrInvalid = xmlscan.ErrInvalid
+var ErrInvalid = errors.New("invalid domain XML")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
 
 // NVRAMKind is the storage behind <nvram>.
 type NVRAMKind int
@@ -65,8 +74,16 @@ type NVRAM struct {
 	TemplateFormat string
 }
 
-// Domain is a parsed domain XML. The etree document is kept so that a
-// filter can print the same document with only <nvram> changed.
+// Varstore is /domain/os/varstore (libvirt 12.1 and later): the JSON
+// variable store of QEMU's uefi-vars device, beside a rom loader. Path is
+// empty when the element names no file (libvirt's define fills in
+// /var/lib/libvirt/qemu/varstore/NAME.json).
+type Varstore struct {
+	Path     string
+	Template string
+}
+
+// Domain is a parsed domain XML, with the edits asked of it so far.
 type Domain struct {
 	Name         string
 	Arch         string
@@ -78,154 +95,192 @@ type Domain struct {
 	SMMOff           bool // <features><smm state='off'/>
 	Loader           *Loader
 	NVRAM            *NVRAM
+	Varstore         *Varstore
 
-	data    []byte          // the document as read
-	osSpan  xmlscan.Span    // where <os> is in data
-	osDoc   *etree.Document // <os>, parsed; re-serialized only when changed
-	os      *etree.Element
-	loader  *etree.Element
-	nvram   *etree.Element
-	changed bool
+	data []byte // the document as read
+	// The elements the edits change, as they are in data.
+	loader, nvram, varstore *node
+	// The edits: loader's new path, an added <nvram>, and attributes set
+	// on the existing <nvram> and <varstore>.
+	newLoader     *string
+	added         *NVRAM
+	nvramAttrs    []attr
+	varstoreAttrs []attr
 }
 
-// Read reads a whole domain XML, at most MaxSize bytes.
+type attr struct{ name, value string }
+
+// Read reads a whole domain XML, at most MaxSize bytes, and parses it.
 func Read(r io.Reader) (*Domain, error) {
-	data, err := xmlscan.Read(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return nil, err
+		return nil, invalid("reading: %v", err)
+	}
+	if len(data) > MaxSize {
+		return nil, invalid("larger than %d MiB", MaxSize>>20)
 	}
 	return Parse(data)
 }
 
-// Parse parses a domain XML. One fast scan (xmlscan.Check) checks the
-// whole document and finds the elements the hook reads; etree parses only
-// those.
+// Parse checks data as a whole domain document and reads what the hook
+// needs from it. encoding/xml checks the whole document and says where
+// <name>, <os> and <features> and the children of <os> are; etree reads
+// those few elements. Parse rejects what libvirt never sends or what is
+// dangerous: a DOCTYPE (and with it entity definitions), bytes that are not
+// UTF-8, characters XML forbids (also inside comments), anything
+// encoding/xml finds not well-formed, a repeated attribute, a root other
+// than <domain>, two <os>. For a domain with a <loader> it also rejects two
+// <loader>, <nvram>, <varstore>, <type> or <firmware> in <os>, since
+// libvirt would not know which to use; without a loader there is no
+// varstore and nothing else in <os> matters.
 func Parse(data []byte) (*Domain, error) {
-	l, err := xmlscan.Check(data)
+	if len(data) > MaxSize {
+		return nil, invalid("larger than %d MiB", MaxSize>>20)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, invalid("empty input")
+	}
+	if err := checkChars(data); err != nil {
+		return nil, err
+	}
+	root, err := parseTree(data)
 	if err != nil {
 		return nil, err
 	}
-	// For a domain with a <loader>, two <loader>, <nvram>, <type> or
-	// <firmware> in <os> are errors, since libvirt would not know which to
-	// use; without a loader there is no varstore and nothing in <os>
-	// matters.
 	d := &Domain{data: data}
-	if l.Name != nil {
-		_, n, err := fragment(data, *l.Name)
+	if n := root.first("name"); n != nil {
+		el, err := fragment(data, n)
 		if err != nil {
 			return nil, err
 		}
-		d.Name = n.Text()
+		d.Name = el.Text()
 	}
-	if l.Features != nil {
-		_, feats, err := fragment(data, *l.Features)
+	if f := root.first("features"); f != nil {
+		el, err := fragment(data, f)
 		if err != nil {
 			return nil, err
 		}
-		if smm := feats.SelectElement("smm"); smm != nil && smm.SelectAttrValue("state", "") == "off" {
+		if smm := el.SelectElement("smm"); smm != nil && attrOf(smm, "state") == "off" {
 			d.SMMOff = true
 		}
 	}
-	if l.OS == nil {
+	oss := root.all("os")
+	if len(oss) > 1 {
+		return nil, invalid("more than one <os> in <domain>")
+	}
+	if len(oss) == 0 {
 		return d, nil
 	}
-	d.osSpan = *l.OS
-	var os *etree.Element
-	if d.osDoc, os, err = fragment(data, *l.OS); err != nil {
+	os := oss[0]
+	osEl, err := fragment(data, os)
+	if err != nil {
 		return nil, err
 	}
-	d.os = os
-	d.FirmwareAuto = os.SelectAttrValue("firmware", "")
-	strict := l.HasLoader()
-	if t, err := only(os, "type", strict); err != nil {
+	children := osEl.ChildElements()
+	if len(children) != len(os.kids) {
+		return nil, fmt.Errorf("domain: etree read %d elements in <os>, encoding/xml %d", len(children), len(os.kids))
+	}
+	for i, k := range os.kids {
+		k.el = children[i]
+	}
+	d.FirmwareAuto = attrOf(osEl, "firmware")
+	strict := os.first("loader") != nil
+	only := func(name string) (*node, error) {
+		all := os.all(name)
+		if len(all) > 1 && strict {
+			return nil, invalid("more than one <%s> in <os>", name)
+		}
+		if len(all) == 0 {
+			return nil, nil
+		}
+		return all[0], nil
+	}
+	if t, err := only("type"); err != nil {
 		return nil, err
 	} else if t != nil {
-		d.Arch = t.SelectAttrValue("arch", "")
-		d.Machine = t.SelectAttrValue("machine", "")
+		d.Arch, d.Machine = attrOf(t.el, "arch"), attrOf(t.el, "machine")
 	}
-	if fw, err := only(os, "firmware", strict); err != nil {
+	if fw, err := only("firmware"); err != nil {
 		return nil, err
 	} else if fw != nil {
-		for _, f := range fw.SelectElements("feature") {
+		for _, f := range fw.el.ChildElements() {
+			if f.Space != "" || f.Tag != "feature" {
+				continue
+			}
 			if d.FirmwareFeatures == nil {
 				d.FirmwareFeatures = map[string]bool{}
 			}
-			d.FirmwareFeatures[f.SelectAttrValue("name", "")] = f.SelectAttrValue("enabled", "") == "yes"
+			d.FirmwareFeatures[attrOf(f, "name")] = attrOf(f, "enabled") == "yes"
 		}
 	}
-	if d.loader, err = only(os, "loader", strict); err != nil {
+	if d.loader, err = only("loader"); err != nil {
 		return nil, err
 	}
-	if d.loader != nil {
+	if l := d.loader; l != nil {
 		d.Loader = &Loader{
-			Path:      strings.TrimSpace(d.loader.Text()),
-			Type:      d.loader.SelectAttrValue("type", ""),
-			ReadOnly:  d.loader.SelectAttrValue("readonly", "") == "yes",
-			Stateless: d.loader.SelectAttrValue("stateless", "") == "yes",
-			Format:    d.loader.SelectAttrValue("format", ""),
-			Secure:    d.loader.SelectAttrValue("secure", ""),
+			Path:      strings.TrimSpace(l.el.Text()),
+			Type:      attrOf(l.el, "type"),
+			ReadOnly:  attrOf(l.el, "readonly") == "yes",
+			Stateless: attrOf(l.el, "stateless") == "yes",
+			Format:    attrOf(l.el, "format"),
+			Secure:    attrOf(l.el, "secure"),
 		}
 	}
-	if d.nvram, err = only(os, "nvram", strict); err != nil {
+	if d.nvram, err = only("nvram"); err != nil {
 		return nil, err
 	}
 	if d.nvram != nil {
-		d.NVRAM = parseNVRAM(d.nvram)
+		d.NVRAM = readNVRAM(d.nvram.el)
+	}
+	if d.varstore, err = only("varstore"); err != nil {
+		return nil, err
+	}
+	if v := d.varstore; v != nil {
+		d.Varstore = &Varstore{Path: attrOf(v.el, "path"), Template: attrOf(v.el, "template")}
 	}
 	return d, nil
 }
 
-// fragment parses one element of data (already checked by scan) with
-// etree, as a document of its own.
-func fragment(data []byte, s xmlscan.Span) (*etree.Document, *etree.Element, error) {
+// fragment reads element n of data, which encoding/xml checked, with etree.
+func fragment(data []byte, n *node) (*etree.Element, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings.PreserveCData = true
-	doc.WriteSettings.AttrSingleQuote = true
-	doc.WriteSettings.CanonicalText = true
-	if err := doc.ReadFromBytes(data[s.Start:s.End]); err != nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrInvalid, strings.TrimPrefix(err.Error(), "etree: "))
+	if err := doc.ReadFromBytes(data[n.start:n.end]); err != nil {
+		return nil, invalid("%s", strings.TrimPrefix(err.Error(), "etree: "))
 	}
 	if doc.Root() == nil {
-		return nil, nil, fmt.Errorf("%w: empty element", ErrInvalid)
+		return nil, invalid("empty element")
 	}
-	return doc, doc.Root(), nil
+	return doc.Root(), nil
 }
 
-// only returns the single child of e named tag (without a namespace
-// prefix: libvirt's own elements never have one), nil if absent, and, when
-// strict, an error if there are several, since libvirt would not know
-// which to use; otherwise the first.
-func only(e *etree.Element, tag string, strict bool) (*etree.Element, error) {
-	var found *etree.Element
-	for _, c := range e.ChildElements() {
-		if c.Tag != tag || c.Space != "" {
-			continue
+// attrOf is e's attribute name without a namespace prefix, or "".
+func attrOf(e *etree.Element, name string) string {
+	for _, a := range e.Attr {
+		if a.Space == "" && a.Key == name {
+			return a.Value
 		}
-		if found != nil {
-			if !strict {
-				return found, nil
-			}
-			return nil, fmt.Errorf("%w: more than one <%s> in <%s>", ErrInvalid, tag, e.Tag)
-		}
-		found = c
 	}
-	return found, nil
+	return ""
 }
 
-func parseNVRAM(e *etree.Element) *NVRAM {
+func readNVRAM(e *etree.Element) *NVRAM {
 	n := &NVRAM{
-		Type:           e.SelectAttrValue("type", ""),
-		Template:       e.SelectAttrValue("template", ""),
-		Format:         e.SelectAttrValue("format", ""),
-		TemplateFormat: e.SelectAttrValue("templateFormat", ""),
+		Type:           attrOf(e, "type"),
+		Template:       attrOf(e, "template"),
+		Format:         attrOf(e, "format"),
+		TemplateFormat: attrOf(e, "templateFormat"),
 	}
 	switch n.Type {
 	case "", "file":
 		n.Kind = NVRAMFile
 		n.Path = strings.TrimSpace(e.Text())
-		if src := e.SelectElement("source"); src != nil {
-			if f := src.SelectAttrValue("file", ""); f != "" {
-				n.Path = f
+		for _, src := range e.ChildElements() {
+			if src.Space == "" && src.Tag == "source" {
+				if f := attrOf(src, "file"); f != "" {
+					n.Path = f
+				}
+				break
 			}
 		}
 	case "block":
@@ -238,6 +293,175 @@ func parseNVRAM(e *etree.Element) *NVRAM {
 	return n
 }
 
+// checkChars checks that data is UTF-8 and holds none of the characters
+// XML 1.0 forbids anywhere, comments and processing instructions included
+// (encoding/xml checks only text and attributes): control characters other
+// than tab, newline and carriage return, U+FFFE, U+FFFF.
+func checkChars(data []byte) error {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return invalid("not UTF-8 at byte %d", i)
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r':
+			return invalid("control character 0x%x at byte %d", r, i)
+		case r == 0xFFFE || r == 0xFFFF:
+			return invalid("character U+%04X at byte %d", r, i)
+		}
+		i += n
+	}
+	return nil
+}
+
+// node is an element the hook may read or edit, with where it is in the
+// document: start tag [start, tagEnd), content [tagEnd, contentEnd), end
+// tag [contentEnd, end). An empty element (<x/>) has tagEnd == contentEnd
+// == end.
+type node struct {
+	name                      xml.Name // Space is the prefix as written
+	start, tagEnd, contentEnd int
+	end                       int
+	depth                     int     // the root is 1
+	kids                      []*node // kept for the root and <os> only
+	keepKids                  bool
+	el                        *etree.Element // for <os>'s children: what etree read
+}
+
+// all returns the children named name, without a namespace prefix
+// (libvirt's own elements never have one).
+func (n *node) all(name string) []*node {
+	var out []*node
+	for _, k := range n.kids {
+		if k.name.Space == "" && k.name.Local == name {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (n *node) first(name string) *node {
+	for _, k := range n.kids {
+		if k.name.Space == "" && k.name.Local == name {
+			return k
+		}
+	}
+	return nil
+}
+
+// open is an element whose end tag is still to come.
+type open struct {
+	name xml.Name
+	n    *node // nil: an element the hook does not read
+}
+
+// parseTree checks the whole document with encoding/xml and returns the
+// root with its children and the children of <os>, each with where it is
+// written. Everything else is checked and skipped.
+func parseTree(data []byte) (*node, error) {
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	var root *node
+	var stack []open
+	for {
+		off := int(dec.InputOffset())
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var serr *xml.SyntaxError
+			if errors.As(err, &serr) {
+				return nil, invalid("line %d: %s", serr.Line, serr.Msg)
+			}
+			return nil, invalid("%v", err)
+		}
+		end := int(dec.InputOffset())
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if err := uniqueAttrs(t); err != nil {
+				return nil, err
+			}
+			var parent *node
+			if len(stack) == 0 {
+				if root != nil {
+					return nil, invalid("2 root elements")
+				}
+				if t.Name.Space != "" || t.Name.Local != "domain" {
+					return nil, invalid("root element is not <domain>")
+				}
+			} else {
+				parent = stack[len(stack)-1].n
+			}
+			o := open{name: t.Name}
+			if len(stack) == 0 || parent != nil && parent.keepKids {
+				n := &node{name: t.Name, start: off, tagEnd: end, depth: len(stack) + 1}
+				if parent != nil {
+					parent.kids = append(parent.kids, n)
+				} else {
+					root = n
+				}
+				n.keepKids = n.depth == 1 || n.depth == 2 && n.is("os")
+				o.n = n
+			}
+			stack = append(stack, o)
+		case xml.EndElement:
+			if len(stack) == 0 {
+				return nil, invalid("unexpected </%s> at byte %d", qname(t.Name), off)
+			}
+			o := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if o.name != t.Name {
+				return nil, invalid("<%s> closed by </%s> at byte %d", qname(o.name), qname(t.Name), off)
+			}
+			n := o.n
+			if n == nil {
+				continue
+			}
+			n.contentEnd, n.end = off, end
+			if end == off { // <x/>: the decoder reports an end tag it did not read
+				n.contentEnd, n.end = n.tagEnd, n.tagEnd
+			}
+		case xml.CharData:
+			if len(stack) == 0 {
+				if len(bytes.TrimSpace(t)) != 0 {
+					return nil, invalid("text outside the root element at byte %d", off)
+				}
+			}
+		case xml.Directive:
+			return nil, invalid("DOCTYPE and other declarations are not accepted (byte %d)", off)
+		}
+	}
+	if len(stack) > 0 {
+		return nil, invalid("<%s> not closed at the end of the input", qname(stack[len(stack)-1].name))
+	}
+	if root == nil {
+		return nil, invalid("no root element")
+	}
+	return root, nil
+}
+
+func (n *node) is(local string) bool { return n.name.Space == "" && n.name.Local == local }
+
+func qname(n xml.Name) string {
+	if n.Space == "" {
+		return n.Local
+	}
+	return n.Space + ":" + n.Local
+}
+
+// uniqueAttrs rejects a start tag that repeats an attribute, which XML
+// forbids and encoding/xml lets through.
+func uniqueAttrs(t xml.StartElement) error {
+	for i, a := range t.Attr {
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return invalid("attribute %s repeated in <%s>", qname(a.Name), qname(t.Name))
+			}
+		}
+	}
+	return nil
+}
+
 // NeedsVarstore reports whether libvirt gives this domain a per-VM varstore:
 // a read-only pflash loader that is not stateless (libvirt's
 // qemuPrepareNVRAM condition). A read-write (solid) image carries its own
@@ -247,104 +471,241 @@ func (d *Domain) NeedsVarstore() bool {
 	return l != nil && l.Type == "pflash" && l.ReadOnly && !l.Stateless
 }
 
-// AddNVRAM inserts <nvram template='T'>PATH</nvram> right after <loader>,
-// indented like the loader. It is only valid when the domain has a loader
-// and no <nvram>.
+// AddNVRAM adds <nvram template='T'>PATH</nvram> right after <loader>,
+// indented like the loader (template= only when T is not empty). It is
+// only valid when the domain has a loader and no <nvram>.
 func (d *Domain) AddNVRAM(path, template string) error {
-	if d.loader == nil || d.nvram != nil {
+	if d.loader == nil || d.NVRAM != nil {
 		return errors.New("domain: AddNVRAM needs a <loader> and no <nvram>")
 	}
-	n := etree.NewElement("nvram")
-	if template != "" {
-		n.CreateAttr("template", template)
-	}
-	n.SetText(path)
-	i := d.loader.Index()
-	indent := "\n"
-	if i > 0 {
-		if cd, ok := d.os.Child[i-1].(*etree.CharData); ok && strings.TrimSpace(cd.Data) == "" {
-			indent = cd.Data
-		}
-	}
-	d.os.InsertChildAt(i+1, n)
-	d.os.InsertChildAt(i+1, etree.NewText(indent))
-	d.nvram = n
+	d.added = &NVRAM{Kind: NVRAMFile, Path: path, Template: template}
 	d.NVRAM = &NVRAM{Kind: NVRAMFile, Path: path, Template: template}
-	d.changed = true
 	return nil
 }
 
-// SetTemplate adds template= to an existing <nvram> that has none.
+// SetTemplate sets template= on an <nvram> that has none (or an empty one).
 func (d *Domain) SetTemplate(template string) error {
-	if d.nvram == nil || d.NVRAM.Template != "" {
+	if d.NVRAM == nil || d.NVRAM.Template != "" {
 		return errors.New("domain: SetTemplate needs an <nvram> without template")
 	}
-	d.nvram.CreateAttr("template", template)
+	if d.added != nil {
+		d.added.Template = template
+	} else {
+		d.nvramAttrs = setAttr(d.nvramAttrs, "template", template)
+	}
 	d.NVRAM.Template = template
-	d.changed = true
 	return nil
 }
 
 // SetTemplateFormat sets templateFormat= (libvirt 10.10 and later) on
 // <nvram>, beside a template= it has.
 func (d *Domain) SetTemplateFormat(format string) error {
-	if d.nvram == nil || d.NVRAM.Template == "" {
+	if d.NVRAM == nil || d.NVRAM.Template == "" {
 		return errors.New("domain: SetTemplateFormat needs an <nvram> with a template")
 	}
-	d.nvram.CreateAttr("templateFormat", format)
+	if d.added != nil {
+		d.added.TemplateFormat = format
+	} else {
+		d.nvramAttrs = setAttr(d.nvramAttrs, "templateFormat", format)
+	}
 	d.NVRAM.TemplateFormat = format
-	d.changed = true
 	return nil
 }
 
-// SetLoader replaces the loader path.
+// SetLoader replaces the loader path, the text of <loader>.
 func (d *Domain) SetLoader(path string) error {
 	if d.loader == nil {
 		return errors.New("domain: SetLoader needs a <loader>")
 	}
-	d.loader.SetText(path)
+	d.newLoader = &path
 	d.Loader.Path = path
-	d.changed = true
 	return nil
 }
 
-// Changed reports whether AddNVRAM or SetTemplate modified the document.
-func (d *Domain) Changed() bool { return d.changed }
+// SetVarstorePath sets path= on a <varstore> that names no file.
+func (d *Domain) SetVarstorePath(path string) error {
+	if d.varstore == nil || d.Varstore.Path != "" {
+		return errors.New("domain: SetVarstorePath needs a <varstore> without path")
+	}
+	d.varstoreAttrs = setAttr(d.varstoreAttrs, "path", path)
+	d.Varstore.Path = path
+	return nil
+}
 
-// WriteTo writes the document: the bytes as read, with <os> re-serialized
-// when AddNVRAM, SetTemplate or SetLoader changed it. The parts are written
-// as they are, never joined into a copy of a document that may be large.
-func (d *Domain) WriteTo(w io.Writer) (int64, error) {
-	if !d.changed {
-		n, err := w.Write(d.data)
-		return int64(n), err
+// SetVarstoreTemplate sets template= on a <varstore> that has none.
+func (d *Domain) SetVarstoreTemplate(template string) error {
+	if d.varstore == nil || d.Varstore.Template != "" {
+		return errors.New("domain: SetVarstoreTemplate needs a <varstore> without template")
 	}
-	os, err := d.osDoc.WriteToBytes()
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, part := range [][]byte{d.data[:d.osSpan.Start], os, d.data[d.osSpan.End:]} {
-		n, err := w.Write(part)
-		total += int64(n)
-		if err != nil {
-			return total, err
+	d.varstoreAttrs = setAttr(d.varstoreAttrs, "template", template)
+	d.Varstore.Template = template
+	return nil
+}
+
+func setAttr(attrs []attr, name, value string) []attr {
+	for i := range attrs {
+		if attrs[i].name == name {
+			attrs[i].value = value
+			return attrs
 		}
 	}
-	return total, nil
+	return append(attrs, attr{name, value})
+}
+
+// Changed reports whether an edit changed the document.
+func (d *Domain) Changed() bool {
+	return d.newLoader != nil || d.added != nil || len(d.nvramAttrs) > 0 || len(d.varstoreAttrs) > 0
+}
+
+// splice replaces data[start:end] by text.
+type splice struct {
+	start, end int
+	text       string
+}
+
+// splices are the edits as byte replacements, in document order; they
+// never overlap, since each touches one element of <os>.
+func (d *Domain) splices() []splice {
+	var out []splice
+	if d.newLoader != nil {
+		l := d.loader
+		if l.tagEnd == l.end { // <loader .../>: open it
+			out = append(out, splice{l.tagEnd - len("/>"), l.tagEnd, ">" + escapeText(*d.newLoader) + "</" + qname(l.name) + ">"})
+		} else {
+			out = append(out, splice{l.tagEnd, l.contentEnd, escapeText(*d.newLoader)})
+		}
+	}
+	if n := d.added; n != nil {
+		el := "<nvram"
+		if n.Template != "" {
+			el += " template='" + escapeAttr(n.Template) + "'"
+		}
+		if n.TemplateFormat != "" {
+			el += " templateFormat='" + escapeAttr(n.TemplateFormat) + "'"
+		}
+		el += ">" + escapeText(n.Path) + "</nvram>"
+		out = append(out, splice{d.loader.end, d.loader.end, d.indent(d.loader) + el})
+	}
+	out = append(out, d.attrSplices(d.nvram, d.nvramAttrs)...)
+	out = append(out, d.attrSplices(d.varstore, d.varstoreAttrs)...)
+	slices.SortFunc(out, func(a, b splice) int { return a.start - b.start })
+	return out
+}
+
+// indent is the white space before n since the previous markup, the line
+// break and indentation an element beside it gets; "\n" when there is none.
+func (d *Domain) indent(n *node) string {
+	i := n.start
+	for i > 0 && strings.IndexByte(" \t\r\n", d.data[i-1]) >= 0 {
+		i--
+	}
+	if i == n.start || i > 0 && d.data[i-1] != '>' {
+		return "\n"
+	}
+	return string(d.data[i:n.start])
+}
+
+// attrSplices sets attributes in n's start tag: an attribute the tag has
+// gets its value replaced, quotes included; a new one is added after the
+// last attribute (or the name).
+func (d *Domain) attrSplices(n *node, attrs []attr) []splice {
+	if len(attrs) == 0 {
+		return nil
+	}
+	spans, after := attrSpans(d.data[n.start:n.tagEnd])
+	var out []splice
+	var added strings.Builder
+	for _, a := range attrs {
+		text := a.name + "='" + escapeAttr(a.value) + "'"
+		if s, ok := spans[a.name]; ok {
+			out = append(out, splice{n.start + s[0], n.start + s[1], text})
+		} else {
+			added.WriteString(" " + text)
+		}
+	}
+	if added.Len() > 0 {
+		out = append(out, splice{n.start + after, n.start + after, added.String()})
+	}
+	return out
+}
+
+// attrSpans finds, in a start tag encoding/xml accepted, where each
+// attribute is written (name to closing quote) and where the last
+// attribute, or the element name, ends.
+func attrSpans(tag []byte) (spans map[string][2]int, after int) {
+	spans = map[string][2]int{}
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+	i := 1
+	for i < len(tag) && !isSpace(tag[i]) && tag[i] != '/' && tag[i] != '>' {
+		i++
+	}
+	after = i
+	for {
+		for i < len(tag) && isSpace(tag[i]) {
+			i++
+		}
+		if i >= len(tag) || tag[i] == '/' || tag[i] == '>' {
+			return spans, after
+		}
+		start := i
+		for i < len(tag) && !isSpace(tag[i]) && tag[i] != '=' {
+			i++
+		}
+		name := string(tag[start:i])
+		for i < len(tag) && tag[i] != '\'' && tag[i] != '"' {
+			i++ // white space and '='
+		}
+		if i >= len(tag) {
+			return spans, after
+		}
+		q := tag[i]
+		i++
+		for i < len(tag) && tag[i] != q {
+			i++
+		}
+		i++
+		spans[name] = [2]int{start, i}
+		after = i
+	}
+}
+
+// escapeText escapes s as element text.
+func escapeText(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "\r", "&#13;").Replace(s)
+}
+
+// escapeAttr escapes s as a value in single quotes, white space other than
+// spaces included (XML would turn it into spaces).
+func escapeAttr(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", "'", "&apos;", "\t", "&#9;", "\n", "&#10;", "\r", "&#13;").Replace(s)
+}
+
+// WriteTo writes the document: the bytes as read, with the edited parts
+// replaced. The parts are written as they are, never joined into a copy of
+// a document that may be large.
+func (d *Domain) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	write := func(b []byte) error {
+		n, err := w.Write(b)
+		total += int64(n)
+		return err
+	}
+	pos := 0
+	for _, s := range d.splices() {
+		if err := write(d.data[pos:s.start]); err != nil {
+			return total, err
+		}
+		if err := write([]byte(s.text)); err != nil {
+			return total, err
+		}
+		pos = s.end
+	}
+	return total, write(d.data[pos:])
 }
 
 // Bytes returns the document as XML.
 func (d *Domain) Bytes() ([]byte, error) {
-	if !d.changed {
-		return d.data, nil
-	}
-	os, err := d.osDoc.WriteToBytes()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(d.data)+len(os)-(d.osSpan.End-d.osSpan.Start))
-	out = append(out, d.data[:d.osSpan.Start]...)
-	out = append(out, os...)
-	return append(out, d.data[d.osSpan.End:]...), nil
+	var b bytes.Buffer
+	_, err := d.WriteTo(&b)
+	return b.Bytes(), err
 }
