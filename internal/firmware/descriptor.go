@@ -285,7 +285,10 @@ func DescriptorStates(dirs []string) []DescriptorState {
 					st.Status = "used (rom firmware with a uefi-vars JSON template)"
 					st.D = d
 				case !d.SplitFlash():
-					st.Status = fmt.Sprintf("not split flash (device %s, mode %s): no varstore", d.Device, firstNonEmpty(d.Mode, "split"))
+					st.Status = "not split flash (device " + d.Device + "): no varstore"
+					if d.Device == "flash" {
+						st.Status = "not split flash (mode " + d.Mode + "): no varstore"
+					}
 					st.D = d
 				default:
 					st.Status = "used"

@@ -3,7 +3,15 @@
 // by the loader path in an ordered list of sources: the domain XML's own
 // template=, the hook's config, QEMU firmware descriptors, qemu.conf's
 // nvram list (which libvirt ignores once any descriptor exists; we do not),
-// and a built-in table of distributions' firmware layouts.
+// and a built-in table of distributions' firmware layouts. Every entry
+// carries what it promises a guest (Facts): one Lookup serves prepare,
+// the filters, explain, check and audit; Translate replaces an absent
+// loader only by firmware that promises the same; LookupVarstore finds
+// the JSON templates of uefi-vars varstores of rom loaders.
+//
+// Limits: facts of Fedora, Arch and openSUSE entries are what their names
+// make certain, not checked against packages; a descriptor names only
+// whether keys are enrolled, the table says which.
 package firmware
 
 import (
@@ -29,10 +37,10 @@ const (
 
 // Pair maps a firmware binary to its template. Origin says where exactly
 // it was declared ("/etc/libvirt/nvram-hook.conf:12", a descriptor file).
-// Descriptor is set for pairs read from a firmware descriptor: only those
-// are matched against the domain's architecture, machine and features.
-// Facts says what is known of the firmware and its template (the built-in
-// table knows them for its entries).
+// Descriptor is set for pairs read from a firmware descriptor, which are
+// matched against the domain as libvirt matches them; table entries are
+// matched through their Facts, what is known of the firmware and its
+// template; the user's own entries (config, qemu.conf) fit any domain.
 type Pair struct {
 	Code       string
 	Vars       string
@@ -66,8 +74,8 @@ type Hit struct {
 	Resolved bool
 }
 
-// NotFoundError lists every source consulted, and every descriptor that
-// named the loader but did not fit the domain, so that the one line the
+// NotFoundError lists every source consulted, and every entry that named
+// the loader but did not fit the domain, so that the one line the
 // user sees says where to add the missing mapping.
 type NotFoundError struct {
 	Loader    string

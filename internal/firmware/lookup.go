@@ -154,8 +154,9 @@ func (c *Catalog) Find(q Query) (Hit, error) { return c.Lookup(q).Hit() }
 // being checked, so they do not count.
 func (c *Catalog) Layout(q Query) (Pair, bool) {
 	q.Template = ""
+	cands := c.Lookup(q).Candidates
 	for _, src := range []Source{FromDescriptor, FromTable} {
-		for _, cand := range c.Lookup(q).Candidates {
+		for _, cand := range cands {
 			if cand.Source == src && cand.Why == "" {
 				return cand.Pair, true
 			}
