@@ -289,3 +289,41 @@ func TestNoWorkReadsNoConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCommandLineOrHook: what libvirtd passes is a hook call, whatever the
+// operation (a newer libvirt may add some); what a person types under the
+// binary's own name is the command line, so a typo with four words gets
+// the usage and exit 2 instead of a silent success.
+func TestCommandLineOrHook(t *testing.T) {
+	h := newFakeHost(t)
+	in := h.xml(t, "uefi-custom--started.xml")
+	for _, tt := range []struct {
+		argv0 string
+		args  []string
+		code  int
+		usage string // on stderr, with the usage
+	}{
+		{"libvirt-nvram-hook", []string{"explain", "-f", "x.xml", "extra"}, 2, "explain takes [-f FILE]"},
+		{"libvirt-nvram-hook", []string{"check", "--audit", "/etc/libvirt/qemu", "extra"}, 2, "check takes [--audit [DOMAIN_XML_DIR]]"},
+		{"libvirt-nvram-hook", []string{"uefi-custom", "some-future-op", "begin", "-"}, 2, `unknown command "uefi-custom"`},
+		{"libvirt-nvram-hook", []string{"uefi-custom", "started", "begin", "-"}, 0, ""},
+		{"qemu", []string{"uefi-custom", "some-future-op", "begin", "-"}, 0, ""},
+		{"qemu.d/50-nvram", []string{"uefi-custom", "some-future-op", "some-sub-op", "x"}, 0, ""},
+	} {
+		t.Run(tt.argv0+" "+strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errs := h.run(t, tt.argv0, in, tt.args...)
+			if code != tt.code || out != "" {
+				t.Fatalf("exit %d stdout %q stderr %q, want exit %d", code, out, errs, tt.code)
+			}
+			if tt.usage == "" && errs != "" {
+				t.Errorf("stderr %q, want none", errs)
+			}
+			if tt.usage != "" && (!strings.Contains(errs, tt.usage) || !strings.Contains(errs, "Usage:")) {
+				t.Errorf("stderr %q lacks %q and the usage", errs, tt.usage)
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("files created: %v", entries)
+			}
+		})
+	}
+}

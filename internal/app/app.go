@@ -70,15 +70,15 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return Run(e)
 }
 
-// Run dispatches on the argument shape: exactly four arguments is libvirtd
-// calling the hook, anything else is a person.
+// Run dispatches on argv: libvirtd calling the hook (hookcall.Parse),
+// anything else is a person.
 func Run(e Env) int {
+	if call, ok := hookcall.Parse(e.Args); ok {
+		return runHook(e, call)
+	}
 	var args []string
 	if len(e.Args) > 0 {
 		args = e.Args[1:]
-	}
-	if call, ok := hookcall.Parse(args); ok {
-		return runHook(e, call)
 	}
 	return runCLI(e, args)
 }

@@ -1,10 +1,12 @@
 // Package hookcall decodes how libvirtd invokes a QEMU hook: the argv shape
-// `DOMAIN OPERATION SUBOP EXTRA` and what each operation asks of us.
+// `HOOK DOMAIN OPERATION SUBOP EXTRA` and what each operation asks of us.
 package hookcall
 
-// Operation is the second hook argument. Only the operations listed in
-// phases do any work; every other value, including ones a newer libvirt may
-// add, is a silent success.
+import "path/filepath"
+
+// Operation is the second hook argument. Only prepare, migrate and restore
+// do any work; every other value, including ones a newer libvirt may add,
+// is a silent success.
 type Operation string
 
 // The operations libvirtd passes to the qemu hook (src/util/virhook.c).
@@ -20,22 +22,33 @@ const (
 	Attach    Operation = "attach"
 )
 
+// known reports whether libvirt defines the operation
+// (virHookQemuOpType).
+func (o Operation) known() bool {
+	switch o {
+	case Prepare, Start, Started, Stopped, Release, Migrate, Restore, Reconnect, Attach:
+		return true
+	}
+	return false
+}
+
 // Phase says what the hook has to do for a call.
 type Phase int
 
 const (
 	// None: exit 0 at once, print nothing, read no config.
 	None Phase = iota
-	// Provision: create a missing varstore; stdout is ignored by libvirt.
-	Provision
-	// Filter: provision, and stdout (when non-empty) replaces the domain XML.
+	// Create: create a missing varstore; stdout is ignored by libvirt.
+	Create
+	// Filter: create a missing varstore, and stdout (when non-empty)
+	// replaces the domain XML.
 	Filter
 )
 
 func (p Phase) String() string {
 	switch p {
-	case Provision:
-		return "provision"
+	case Create:
+		return "create"
 	case Filter:
 		return "filter"
 	}
@@ -50,14 +63,26 @@ type Call struct {
 	Extra  string
 }
 
-// Parse recognises hook mode: exactly four arguments after argv[0],
-// whatever argv[0] is (qemu, qemu.d/50-nvram, the binary's own name).
-// Domain names may start with a dash, so no flag parsing happens here.
-func Parse(args []string) (Call, bool) {
-	if len(args) != 4 {
+// Parse recognises libvirtd's call in the whole argv: four arguments after
+// the hook's path, and either the path libvirt runs hooks by (a file named
+// qemu, /etc/libvirt/hooks/qemu, or a file in a qemu.d directory,
+// /etc/libvirt/hooks/qemu.d/NAME, also under a session daemon's
+// ~/.config/libvirt/hooks), where every operation and sub-op counts, those
+// a newer libvirt may add included; or, under any other name (the binary's
+// own), one of libvirt's operations with one of its sub-ops (begin, end,
+// -). Anything else is a person at the command line. Domain names may
+// start with a dash, so no flag parsing happens here.
+func Parse(argv []string) (Call, bool) {
+	if len(argv) != 5 {
 		return Call{}, false
 	}
-	return Call{Domain: args[0], Op: Operation(args[1]), SubOp: args[2], Extra: args[3]}, true
+	c := Call{Domain: argv[1], Op: Operation(argv[2]), SubOp: argv[3], Extra: argv[4]}
+	hookPath := filepath.Base(argv[0]) == "qemu" || filepath.Base(filepath.Dir(argv[0])) == "qemu.d"
+	libvirtShape := c.Op.known() && (c.SubOp == "begin" || c.SubOp == "end" || c.SubOp == "-")
+	if !hookPath && !libvirtShape {
+		return Call{}, false
+	}
+	return c, true
 }
 
 // Phase maps the call to the work it needs. libvirt passes sub-op "begin"
@@ -68,7 +93,7 @@ func (c Call) Phase() Phase {
 	}
 	switch c.Op {
 	case Prepare:
-		return Provision
+		return Create
 	case Migrate, Restore:
 		return Filter
 	}
