@@ -309,10 +309,12 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		if err != nil {
 			return err
 		}
-		if tf, why := templateFits(format, hit.Template); ok && why != "" {
-			pl.Effects = append(pl.Effects, Warn{Msg: "template= not added (add_template): " + why})
-		} else if ok {
-			tmpl, added = hit, SetTemplate{Template: hit, TemplateFormat: tf}
+		if ok {
+			if tf, why := templateFits(format, hit.Template); why != "" {
+				pl.Effects = append(pl.Effects, Warn{Msg: "template= not added (add_template): " + why})
+			} else {
+				tmpl, added = hit, SetTemplate{Template: hit, TemplateFormat: tf}
+			}
 		}
 	}
 	if exists {
