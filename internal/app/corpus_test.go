@@ -50,6 +50,9 @@ func libvirtVarstore(t *testing.T, args []byte) (kind, path string) {
 // QEMU is given (none where libvirt uses none, nothing for network ones).
 func TestLibvirtCorpus(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(corpusDir, "*.xml"))
+	if len(files) == 0 && os.Getenv("CI") == "true" {
+		t.Fatalf("libvirt corpus not found at %s (CI=true: it must be there)", corpusDir)
+	}
 	if len(files) == 0 {
 		t.Skipf("libvirt corpus not found at %s", corpusDir)
 	}
