@@ -1,4 +1,4 @@
-//go:build deps || hookdeps || dep_ini
+//go:build deps || hookdeps
 
 package main
 

@@ -1,4 +1,4 @@
-//go:build dep_json || hookdeps
+//go:build hookdeps
 
 package main
 

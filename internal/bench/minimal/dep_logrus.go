@@ -1,4 +1,4 @@
-//go:build deps || hookdeps || dep_logrus
+//go:build deps || hookdeps
 
 package main
 

@@ -4,9 +4,8 @@
 //
 // Build tags link packages in without using them, to show what their
 // initialisation and size cost before any code runs: `deps` links the
-// hook's three third-party packages (etree, logrus, ini.v1); dep_etree,
-// dep_logrus, dep_ini and dep_json link one each;
-// hookdeps links every package outside internal/ that the hook links.
+// hook's three third-party packages (etree, logrus, ini.v1); `hookdeps`
+// links every package outside internal/ that the hook links.
 package main
 
 import (
