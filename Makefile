@@ -73,6 +73,8 @@ rpm: build
 	VERSION="$(VERSION)" MAINTAINER="$(MAINTAINER)" bash install/rpm/build-rpm.sh $(BIN) bin
 
 # Whole-process timings against /bin/true, a minimal Go program, cp and
-# libvirt's own copy; writes internal/bench/results.md.
+# libvirt's own copy; as root also virsh start with and without the hook on
+# a real libvirtd (takes the machine's real-libvirt lock; BENCH_VIRSH=0
+# skips it). Writes internal/bench/results.md.
 bench: build
 	bash internal/bench/run.sh
