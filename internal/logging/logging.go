@@ -7,6 +7,7 @@ package logging
 import (
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
 	"strings"
 
@@ -42,7 +43,7 @@ func New(target, level string, stderr io.Writer, devLog string) (*logrus.Logger,
 		l.SetFormatter(&logrus.TextFormatter{DisableColors: true, DisableTimestamp: true})
 		return l, nopCloser{}, nil
 	case target == "syslog":
-		w, err := dialSyslog(devLog, Tag)
+		w, err := dialSyslog(devLog)
 		if err != nil {
 			// No syslog after all: fall back rather than fail a VM start.
 			l.SetOutput(stderr)
@@ -83,8 +84,18 @@ type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
+// dialSyslog connects to the local syslog socket at path, a datagram
+// socket (journald, rsyslog) or else a stream socket.
+func dialSyslog(path string) (*syslog.Writer, error) {
+	w, err := syslog.Dial("unixgram", path, syslog.LOG_DAEMON|syslog.LOG_INFO, Tag)
+	if err != nil {
+		w, err = syslog.Dial("unix", path, syslog.LOG_DAEMON|syslog.LOG_INFO, Tag)
+	}
+	return w, err
+}
+
 // syslogHook sends each entry, formatted as logfmt, at its own priority.
-type syslogHook struct{ w *syslogConn }
+type syslogHook struct{ w *syslog.Writer }
 
 func (h *syslogHook) Levels() []logrus.Level { return logrus.AllLevels }
 
@@ -96,11 +107,11 @@ func (h *syslogHook) Fire(e *logrus.Entry) error {
 	line = strings.TrimSuffix(line, "\n")
 	switch e.Level {
 	case logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel:
-		return h.w.send(sevErr, line)
+		return h.w.Err(line)
 	case logrus.WarnLevel:
-		return h.w.send(sevWarning, line)
+		return h.w.Warning(line)
 	case logrus.InfoLevel:
-		return h.w.send(sevInfo, line)
+		return h.w.Info(line)
 	}
-	return h.w.send(sevDebug, line)
+	return h.w.Debug(line)
 }

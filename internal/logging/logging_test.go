@@ -78,3 +78,36 @@ func TestSyslog(t *testing.T) {
 		t.Errorf("syslog line %q", got)
 	}
 }
+
+// TestSyslogStream: a syslog socket that only takes streams (rsyslog's
+// imuxsock can be set up so) gets the same line.
+func TestSyslogStream(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	}()
+	l, c, err := New("syslog", "info", io.Discard, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Error("cannot create varstore")
+	c.Close()
+	// <27> = facility daemon (3) * 8 + error (3)
+	if line := <-got; !strings.HasPrefix(line, "<27>") || !strings.Contains(line, "libvirt-nvram-hook[") || !strings.Contains(line, `level=error msg="cannot create varstore"`) {
+		t.Errorf("syslog line %q", line)
+	}
+}
