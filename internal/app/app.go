@@ -211,7 +211,13 @@ func create(log *logrus.Entry, c plan.CreateVarstore) error {
 	}
 	log = log.WithFields(tmplFields(c.Template))
 	t0 := time.Now()
-	res, err := varstore.Create(c.Dir, c.Name, c.Template.Template, opt)
+	dir, name, err := varstore.Place(c.Allowed, c.Path)
+	if err != nil {
+		return fmt.Errorf("cannot create varstore %s: %w", c.Path, err)
+	}
+	defer dir.Close()
+	log = log.WithField("dir", dir.Path)
+	res, err := dir.Create(name, c.Template.Template, opt)
 	if err != nil {
 		return fmt.Errorf("cannot create varstore %s from template %s (%s): %w", c.Path, c.Template.Template, c.Template.Source, err)
 	}

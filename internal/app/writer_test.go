@@ -94,3 +94,57 @@ func TestNoFileOpenBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestAllowedDirSwappedForSymlink: whoever owns the parent of an allowed
+// directory (on Debian the qemu user owns /var/lib/libvirt/qemu) swaps the
+// directory for a symlink to another one. Root must not follow it: the
+// hook leaves the varstore to libvirt and creates nothing anywhere. It
+// used to resolve the symlink on both sides, find the target "inside" and
+// create a qemu-owned file in any directory.
+func TestAllowedDirSwappedForSymlink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: chowns the nvram directory's parent to another user (CI runs as root)")
+	}
+	h := newHost(t, "")
+	victim := t.TempDir()
+	if err := os.Chown(h.root, 64999, 64999); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(h.nvram, h.nvram+".old")
+	if err := os.Symlink(victim, h.nvram); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(h.nvram, 64999, 64999)
+	r := h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), "uefi-custom", "prepare", "begin", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q; want 0 (left to libvirt)", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+		t.Fatalf("created through the qemu user's symlink: %v", entries)
+	}
+	if entries, _ := os.ReadDir(h.nvram + ".old"); len(entries) != 0 {
+		t.Errorf("created in the directory moved away: %v", entries)
+	}
+	if log := h.logText(t); !strings.Contains(log, "is a symlink owned by uid 64999") || !strings.Contains(log, "left to libvirt") {
+		t.Errorf("the log does not say why: %s", log)
+	}
+}
+
+// TestLogsDirectoryUsed: the log names the directory really used, with
+// symlinks resolved, when the varstore is named through a symlink of root's.
+func TestLogsDirectoryUsed(t *testing.T) {
+	h := newHost(t, "")
+	link := filepath.Join(h.root, "link")
+	os.Symlink(h.nvram, link)
+	in := bytes.ReplaceAll(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), []byte(h.nvram), []byte(link))
+	r := h.run(t, in, "uefi-custom", "prepare", "begin", "-")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(h.nvram, "uefi-custom_VARS.fd")); err != nil {
+		t.Fatal(err)
+	}
+	if log := h.logText(t); !strings.Contains(log, "dir="+h.nvram+" ") {
+		t.Errorf("the log does not name the directory used (%s): %s", h.nvram, log)
+	}
+}

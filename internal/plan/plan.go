@@ -62,7 +62,10 @@ type SetLoader struct{ From, To string }
 type CreateVarstore struct {
 	Path      string // as the XML names it
 	Dir, Name string // where it is created: Dir is inside allowed_dirs, symlinks resolved
-	Template  firmware.Hit
+	// Allowed are the allowed_dirs: the executor opens Dir beneath one of
+	// them again (varstore.Place) and creates through that descriptor.
+	Allowed  []string
+	Template firmware.Hit
 	// Format is the varstore's format (raw, qcow2); TemplateFormat the
 	// template's declared one (templateFormat=, "" = by its content).
 	Format, TemplateFormat string
@@ -341,7 +344,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			return missingTemplate(pl.Path, err)
 		}
 	}
-	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Template: tmpl, Format: format}
+	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Allowed: cfg.AllowedDirs, Template: tmpl, Format: format}
 	if nv != nil {
 		cv.TemplateFormat = nv.TemplateFormat
 	}
@@ -616,33 +619,22 @@ func LayoutMismatch(cat *firmware.Catalog, q firmware.Query, file string) (Misma
 	return Mismatch{Layout: layout, Want: want, Got: got.Size()}, true
 }
 
-// placement resolves the varstore's directory and checks it against
-// allowed_dirs, both with symlinks resolved, so that neither "..", nor a
-// symlinked parent can lead outside. It returns the resolved directory, or
-// a reason why the hook must leave this path alone.
+// placement asks the writer where the varstore would be created
+// (varstore.Place: its directory opened beneath one of allowed_dirs,
+// following no symlink a non-root user could have planted). It returns the
+// directory really used, or a reason why the hook must leave this path alone.
 func placement(cfg *config.Config, path string) (string, string) {
-	if !filepath.IsAbs(path) {
-		return "", fmt.Sprintf("%s is not an absolute path; left to libvirt", path)
+	d, _, err := varstore.Place(cfg.AllowedDirs, path)
+	var out *varstore.OutsideError
+	switch {
+	case errors.As(err, &out):
+		return "", out.Reason + "; left to libvirt"
+	case err != nil:
+		// Inside, but the directory is unusable: the executor reports it.
+		return filepath.Dir(filepath.Clean(path)), ""
 	}
-	allowed := make([]string, 0, len(cfg.AllowedDirs))
-	for _, a := range cfg.AllowedDirs {
-		if r, err := filepath.EvalSymlinks(a); err == nil {
-			a = r
-		}
-		allowed = append(allowed, a)
-	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
-	if err != nil {
-		if config.Within(filepath.Clean(path), allowed) {
-			// Inside, but the directory is unusable: the caller reports it.
-			return filepath.Dir(filepath.Clean(path)), ""
-		}
-		return "", fmt.Sprintf("%s is outside allowed_dirs (%s); left to libvirt", path, strings.Join(cfg.AllowedDirs, ":"))
-	}
-	if !config.Within(dir, allowed) {
-		return "", fmt.Sprintf("%s (directory %s) is outside allowed_dirs (%s); left to libvirt", path, dir, strings.Join(cfg.AllowedDirs, ":"))
-	}
-	return dir, ""
+	d.Close()
+	return d.Path, ""
 }
 
 // noVarstore explains why a domain has no varstore for us to create, or

@@ -117,19 +117,25 @@ func kind(m os.FileMode) string {
 	return "not a regular file"
 }
 
-// Create makes dir/name from template. dir must be an absolute path free of
-// symlinks (the caller resolved and vetted it). If dir/name exists as a
-// regular file, nothing is opened for writing and Created is false.
-func Create(dir, name, template string, opt Options) (res Result, err error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-		return res, fmt.Errorf("invalid varstore file name %q", name)
-	}
-	target := filepath.Join(dir, name)
-	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// Create opens dir (OpenDir: symlinks on the way only where root owns
+// them) and creates name in it: see Dir.Create.
+func Create(dir, name, template string, opt Options) (Result, error) {
+	d, err := OpenDir(dir)
 	if err != nil {
-		return res, &os.PathError{Op: "open directory", Path: dir, Err: err}
+		return Result{}, err
 	}
-	defer unix.Close(dfd)
+	defer d.Close()
+	return d.Create(name, template, opt)
+}
+
+// Create makes the varstore name in d from template. If it exists as a
+// regular file, nothing is opened for writing and Created is false.
+func (d *Dir) Create(name, template string, opt Options) (res Result, err error) {
+	if err := validName(name); err != nil {
+		return res, err
+	}
+	dir, dfd := d.Path, d.fd
+	target := filepath.Join(dir, name)
 
 	if exists, err := existsAt(dfd, name, target); err != nil || exists {
 		return res, err
