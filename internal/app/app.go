@@ -127,7 +127,7 @@ func runHook(e Env, call hookcall.Call) int {
 func (h *hookRun) apply(log *logrus.Entry, d *domain.Domain, eff plan.Effect) error {
 	switch eff := eff.(type) {
 	case plan.SetLoader:
-		if err := d.SetLoader(eff.To); err != nil {
+		if err := edit(d, eff); err != nil {
 			return err
 		}
 		log.WithFields(logrus.Fields{"action": "translate-loader", "old_loader": eff.From, "loader": eff.To}).
@@ -143,29 +143,56 @@ func (h *hookRun) apply(log *logrus.Entry, d *domain.Domain, eff plan.Effect) er
 	case plan.CreateVarstore:
 		return create(log, eff)
 	case plan.AddNVRAM:
-		if err := d.AddNVRAM(eff.Path, eff.Template.Template); err != nil {
+		if err := edit(d, eff); err != nil {
 			return err
-		}
-		if eff.TemplateFormat != "" {
-			if err := d.SetTemplateFormat(eff.TemplateFormat); err != nil {
-				return err
-			}
 		}
 		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-nvram").Info("added <nvram> to the domain XML")
 	case plan.SetTemplate:
-		if err := d.SetTemplate(eff.Template.Template); err != nil {
+		if err := edit(d, eff); err != nil {
 			return err
 		}
-		if eff.TemplateFormat != "" {
-			if err := d.SetTemplateFormat(eff.TemplateFormat); err != nil {
-				return err
-			}
-		}
 		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-template").Info("added template= to <nvram>")
+	case plan.SetVarstorePath:
+		if err := edit(d, eff); err != nil {
+			return err
+		}
+		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-varstore-path").Info("set path= on <varstore>")
+	case plan.SetVarstoreTemplate:
+		if err := edit(d, eff); err != nil {
+			return err
+		}
+		log.WithFields(tmplFields(eff.Template)).WithField("action", "add-template").Info("added template= to <varstore>")
 	default:
 		return fmt.Errorf("internal error: no way to apply %T", eff)
 	}
 	return nil
+}
+
+// edit makes the change to the domain XML that an effect asks for; the
+// hook's filters and pin share it.
+func edit(d *domain.Domain, eff plan.Effect) error {
+	switch eff := eff.(type) {
+	case plan.SetLoader:
+		return d.SetLoader(eff.To)
+	case plan.AddNVRAM:
+		if err := d.AddNVRAM(eff.Path, eff.Template.Template); err != nil || eff.TemplateFormat == "" {
+			return err
+		}
+		return d.SetTemplateFormat(eff.TemplateFormat)
+	case plan.SetTemplate:
+		if err := d.SetTemplate(eff.Template.Template); err != nil || eff.TemplateFormat == "" {
+			return err
+		}
+		return d.SetTemplateFormat(eff.TemplateFormat)
+	case plan.SetVarstorePath:
+		if err := d.SetVarstorePath(eff.Path); err != nil || eff.Template.Template == "" {
+			return err
+		}
+		return d.SetVarstoreTemplate(eff.Template.Template)
+	case plan.SetVarstoreTemplate:
+		return d.SetVarstoreTemplate(eff.Template.Template)
+	}
+	return fmt.Errorf("internal error: %T is no edit of the domain XML", eff)
 }
 
 // host loads the config, the one place it is read, and says who owns new
@@ -201,6 +228,11 @@ type hookRun struct {
 
 func create(log *logrus.Entry, c plan.CreateVarstore) error {
 	opt := varstore.Options{UID: -1, GID: -1, Format: c.Format, TemplateFormat: c.TemplateFormat}
+	if c.Format == "json" {
+		// The writer knows raw and qcow2; a uefi-vars JSON store is
+		// copied as its template is.
+		opt.Format = ""
+	}
 	opt.QemuImg = func() string {
 		p, _ := exec.LookPath("qemu-img") // only when the formats differ
 		return p

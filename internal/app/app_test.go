@@ -423,6 +423,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "prepare: create " + h.nvram + "/uefi-custom_VARS.fd from " + h.fw + "/CUSTOM_VARS.fd (hook config", ""},
 		{[]string{"explain", "-f", filepath.Join(testdata, "golden/restore-no-nvram.in.xml")}, "", 0, "XML: add <nvram template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/uefi-custom_VARS.fd</nvram>", ""},
 		{[]string{"explain", "-x"}, "", 2, "", "explain takes [-f FILE]"},
+		{[]string{"explain"}, "<domain><name>x</name><os><loader type='rom'>" + romLoader + "</loader><varstore path='" + h.nvram + "/x.json'/></os></domain>", 1,
+			"varstore: " + h.nvram + "/x.json (uefi-vars JSON) template=(none)\nprepare: would FAIL (exit 1): cannot create varstore " + h.nvram + "/x.json: no uefi-vars JSON varstore template for rom loader " + romLoader, ""},
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "reset-nvram: 'virsh start --reset-nvram' fails: libvirt itself knows no template for " + customLoader, ""},
 		{[]string{"explain"}, "<domain><name>q</name><os><loader readonly='yes' type='pflash'>" + customLoader + "</loader><nvram format='qcow2' template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/q_VARS.qcow2</nvram></os></domain>", 0,
 			"libvirt: libvirt 12.8 refuses every start of this definition", ""},
@@ -706,5 +708,91 @@ func TestQcow2Templates(t *testing.T) {
 				t.Errorf("log lacks %q:\n%s", tt.log, h.logText(t))
 			}
 		})
+	}
+}
+
+// romLoader is the rom loader of the uefi-vars samples (libvirt 12.8's
+// varstore-rom--prepare-begin.xml): no descriptor names it.
+const romLoader = "/srv/fw/MY_ROM.fd"
+
+// TestUEFIVarsVarstore: a rom loader's <varstore> (libvirt 12.1+, QEMU's
+// uefi-vars device) is a varstore like NVRAM: prepare creates a missing
+// JSON file from the domain's template=, else the config's varstore =
+// pair; an existing one is used as it is; no template fails the start
+// with one line naming the file.
+func TestUEFIVarsVarstore(t *testing.T) {
+	const store = `{"version": 2, "variables": []}` + "\n"
+	for _, tt := range []struct {
+		name     string
+		template string // template= in the XML ("" none); @FW@ = fw dir
+		pair     bool   // varstore = ROM:TEMPLATE in the config
+		exists   bool
+		code     int
+		stderr   string
+		created  bool
+	}{
+		{"config pair", "", true, false, 0, "", true},
+		{"template= in the XML", "@FW@/XML_VARS.json", false, false, 0, "", true},
+		{"exists", "", false, true, 0, "", false},
+		{"no template", "", false, false, 1, "/custom.json: no uefi-vars JSON varstore template for rom loader " + romLoader, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			vsDir := filepath.Join(h.root, "varstore")
+			os.Mkdir(vsDir, 0o755)
+			os.WriteFile(filepath.Join(h.fw, "MY_VARS.json"), []byte(store), 0o644)
+			os.WriteFile(filepath.Join(h.fw, "XML_VARS.json"), []byte(store), 0o644)
+			conf := bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("allowed_dirs = "+h.nvram+":"+vsDir+"\n[templates]\n"), 1)
+			if tt.pair {
+				conf = bytes.Replace(conf, []byte("[templates]\n"), []byte("[templates]\nvarstore = "+romLoader+":"+h.fw+"/MY_VARS.json\n"), 1)
+			}
+			os.WriteFile(h.conf, conf, 0o644)
+			path := filepath.Join(vsDir, "custom.json")
+			if tt.exists {
+				os.WriteFile(path, []byte("guest variables"), 0o600)
+			}
+			tmpl := ""
+			if tt.template != "" {
+				tmpl = " template='" + strings.ReplaceAll(tt.template, "@FW@", h.fw) + "'"
+			}
+			in := []byte("<domain type='qemu'><name>custom</name><os><type arch='x86_64' machine='pc-q35-11.1'>hvm</type><loader readonly='yes' type='rom' format='raw'>" + romLoader + "</loader><varstore" + tmpl + " path='" + path + "'/><boot dev='hd'/></os></domain>")
+			r := h.run(t, in, "custom", "prepare", "begin", "-")
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.stderr) || (tt.stderr == "") != (r.stderr == "") {
+				t.Fatalf("exit %d, stderr %q; want %d, %q", r.code, r.stderr, tt.code, tt.stderr)
+			}
+			got, err := os.ReadFile(path)
+			switch {
+			case tt.created && (err != nil || string(got) != store):
+				t.Errorf("varstore %q, %v; want a copy of the template", got, err)
+			case tt.exists && string(got) != "guest variables":
+				t.Errorf("the existing varstore changed: %q", got)
+			case !tt.created && !tt.exists && err == nil:
+				t.Errorf("a varstore was created: %q", got)
+			}
+		})
+	}
+}
+
+// TestUEFIVarsSession: a session daemon's filter gives a <varstore>
+// without a path the session's libvirt layout,
+// ~/.config/libvirt/qemu/varstore/NAME.json, with the template, and
+// creates the file there.
+func TestUEFIVarsSession(t *testing.T) {
+	home := t.TempDir()
+	vsDir := filepath.Join(home, "libvirt", "qemu", "varstore")
+	os.MkdirAll(vsDir, 0o755)
+	tmpl := filepath.Join(home, "MY_VARS.json")
+	os.WriteFile(tmpl, []byte(`{"version": 2, "variables": []}`), 0o644)
+	os.WriteFile(filepath.Join(home, "libvirt", "nvram-hook.conf"), []byte("[templates]\nvarstore = "+romLoader+":"+tmpl+"\n"), 0o644)
+	in := "<domain><name>s</name><os><loader type='rom'>" + romLoader + "</loader><varstore/></os></domain>"
+	var out, errb bytes.Buffer
+	code := Run(Env{Args: []string{"qemu", "s", "restore", "begin", "-"}, Stdin: strings.NewReader(in), Stdout: &out, Stderr: &errb,
+		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
+	want := "<varstore path='" + vsDir + "/s.json' template='" + tmpl + "'/>"
+	if code != 0 || !strings.Contains(out.String(), want) {
+		t.Errorf("exit %d, stdout %s, stderr %s; want %s", code, out.String(), errb.String(), want)
+	}
+	if got, err := os.ReadFile(filepath.Join(vsDir, "s.json")); err != nil || string(got) != `{"version": 2, "variables": []}` {
+		t.Errorf("varstore: %q, %v", got, err)
 	}
 }

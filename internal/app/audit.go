@@ -125,6 +125,9 @@ func auditOne(host *plan.Host, d *domain.Domain, pl *plan.Plan, planErr error) (
 // prepare cannot help) and how to pin the hook's template into the
 // definition. "" when libvirt knows one.
 func resetNote(host *plan.Host, d *domain.Domain, hit firmware.Hit) string {
+	if plan.UEFIVars(d) {
+		return "" // what --reset-nvram does with a <varstore> is not known here
+	}
 	where, err := host.LibvirtTemplate(d)
 	if err != nil || where != "" {
 		return ""

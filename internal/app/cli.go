@@ -213,6 +213,9 @@ func runExplain(e Env, file string) int {
 	} else {
 		fmt.Fprintf(out, "nvram:   (none)\n")
 	}
+	if v := d.Varstore; v != nil {
+		fmt.Fprintf(out, "varstore: %s (uefi-vars JSON) template=%s\n", firstNonEmpty(v.Path, "(no path)"), firstNonEmpty(v.Template, "(none)"))
+	}
 	code := ExitOK
 	for _, m := range []struct {
 		name string
@@ -229,7 +232,7 @@ func runExplain(e Env, file string) int {
 			for _, note := range pl.Libvirt {
 				fmt.Fprintf(out, "libvirt: %s\n", note)
 			}
-			if pl.Path != "" {
+			if pl.Path != "" && !plan.UEFIVars(d) {
 				fmt.Fprintf(out, "reset-nvram: %s\n", describeReset(host, d))
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
 )
 
@@ -94,18 +95,19 @@ func pinOne(host *plan.Host, v virsh, name string, templateFormat, dryRun bool) 
 	if set == nil {
 		return "ok", "nothing to pin: " + reason, nil
 	}
-	what := strings.TrimPrefix(set.String(), "XML: ")
-	what = fmt.Sprintf("%s (%s %s)", what, set.Template.Source, set.Template.Origin)
+	var hit firmware.Hit
+	switch set := set.(type) {
+	case plan.SetTemplate:
+		hit = set.Template
+	case plan.SetVarstoreTemplate:
+		hit = set.Template
+	}
+	what := fmt.Sprintf("%s (%s %s)", strings.TrimPrefix(set.String(), "XML: "), hit.Source, hit.Origin)
 	if dryRun {
 		return "dry-run", "would " + what, nil
 	}
-	if err := d.SetTemplate(set.Template.Template); err != nil {
+	if err := edit(d, set); err != nil {
 		return "", "", err
-	}
-	if set.TemplateFormat != "" {
-		if err := d.SetTemplateFormat(set.TemplateFormat); err != nil {
-			return "", "", err
-		}
 	}
 	after, err := d.Bytes()
 	if err != nil {

@@ -27,7 +27,9 @@ const EnvPath = "LIBVIRT_NVRAM_HOOK_CONFIG"
 // Built-in defaults: libvirt's own system layout.
 const (
 	DefaultNVRAMDir = "/var/lib/libvirt/qemu/nvram"
-	DefaultQemuConf = "/etc/libvirt/qemu.conf"
+	// DefaultVarstoreDir is where libvirt 12.1+ keeps <varstore> JSON files.
+	DefaultVarstoreDir = "/var/lib/libvirt/qemu/varstore"
+	DefaultQemuConf    = "/etc/libvirt/qemu.conf"
 )
 
 // DefaultDescriptorDirs lists QEMU firmware descriptor directories, highest
@@ -47,7 +49,10 @@ type Config struct {
 	Path    string // the file consulted
 	Present bool   // false: built-in defaults only
 
-	NVRAMDir    string
+	NVRAMDir string
+	// VarstoreDir holds uefi-vars <varstore> JSON files (libvirt 12.1+),
+	// libvirt's own directory; allowed by default like NVRAMDir.
+	VarstoreDir string
 	AllowedDirs []string
 	User        string // "" = qemu.conf's, else libvirt-qemu/qemu, else root
 	Group       string
@@ -77,7 +82,8 @@ func Default(path string) *Config {
 	return &Config{
 		Path:           path,
 		NVRAMDir:       DefaultNVRAMDir,
-		AllowedDirs:    []string{DefaultNVRAMDir},
+		VarstoreDir:    DefaultVarstoreDir,
+		AllowedDirs:    []string{DefaultNVRAMDir, DefaultVarstoreDir},
 		Builtin:        true,
 		Descriptors:    true,
 		DescriptorDirs: append([]string(nil), DefaultDescriptorDirs...),
@@ -93,7 +99,8 @@ func Default(path string) *Config {
 func SessionDefault(path, configHome string) *Config {
 	c := Default(path)
 	c.NVRAMDir = filepath.Join(configHome, "libvirt", "qemu", "nvram")
-	c.AllowedDirs = []string{c.NVRAMDir}
+	c.VarstoreDir = filepath.Join(configHome, "libvirt", "qemu", "varstore")
+	c.AllowedDirs = []string{c.NVRAMDir, c.VarstoreDir}
 	c.QemuConf = filepath.Join(configHome, "libvirt", "qemu.conf")
 	c.DescriptorDirs = append([]string{filepath.Join(configHome, "qemu", "firmware")}, DefaultDescriptorDirs...)
 	return c

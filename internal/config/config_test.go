@@ -53,6 +53,7 @@ level = debug
 	want := &Config{
 		Path: "/x.conf", Present: true,
 		NVRAMDir:    "/srv/nvram",
+		VarstoreDir: DefaultVarstoreDir,
 		AllowedDirs: []string{"/srv/nvram", "/data/nvram", "/mnt/shared nvram"},
 		User:        "qemu", Group: "+107", AddTemplate: true,
 		Pairs: []Pair{

@@ -88,6 +88,16 @@ type SetTemplate struct {
 	TemplateFormat string
 }
 
+// SetVarstorePath sets path= (and template= when Template is known) on a
+// <varstore> that names no file (filters only).
+type SetVarstorePath struct {
+	Path     string
+	Template firmware.Hit
+}
+
+// SetVarstoreTemplate adds template= to a <varstore> (filters only).
+type SetVarstoreTemplate struct{ Template firmware.Hit }
+
 // Warn is a warning for the log: something the hook chose not to do.
 type Warn struct{ Msg string }
 
@@ -99,12 +109,24 @@ type Skip struct {
 	Warn   bool
 }
 
-func (SetLoader) effect()      {}
-func (CreateVarstore) effect() {}
-func (AddNVRAM) effect()       {}
-func (SetTemplate) effect()    {}
-func (Skip) effect()           {}
-func (Warn) effect()           {}
+func (SetLoader) effect()           {}
+func (CreateVarstore) effect()      {}
+func (AddNVRAM) effect()            {}
+func (SetTemplate) effect()         {}
+func (Skip) effect()                {}
+func (Warn) effect()                {}
+func (SetVarstorePath) effect()     {}
+func (SetVarstoreTemplate) effect() {}
+
+func (e SetVarstorePath) String() string {
+	if e.Template.Template == "" {
+		return fmt.Sprintf("XML: set <varstore path='%s'>", e.Path)
+	}
+	return fmt.Sprintf("XML: set <varstore path='%s' template='%s'>", e.Path, e.Template.Template)
+}
+func (e SetVarstoreTemplate) String() string {
+	return fmt.Sprintf("XML: add template='%s' to <varstore>", e.Template.Template)
+}
 
 func (e SetLoader) String() string {
 	return fmt.Sprintf("XML: replace loader %s (absent here) by %s", e.From, e.To)
@@ -218,6 +240,14 @@ func VarsName(domainName string) (string, error) {
 	return domainName + "_VARS.fd", nil
 }
 
+// JSONName is libvirt's file name for a generated <varstore> (12.1+).
+func JSONName(domainName string) (string, error) {
+	if _, err := VarsName(domainName); err != nil {
+		return "", err
+	}
+	return domainName + ".json", nil
+}
+
 // Plan decides for d. Errors are reasons to fail the hook: a broken
 // config, something that is not a regular file where a varstore is to be
 // created, no template for a missing varstore; the plan returned with an
@@ -238,7 +268,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		pl.Reason = reason
 		return nil
 	}
-	if mode == Filter {
+	if mode == Filter && !UEFIVars(d) {
 		to, why, err := h.translateLoader(d)
 		if err != nil {
 			return err
@@ -253,6 +283,9 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			d2.Loader = &l
 			d = &d2
 		}
+	}
+	if UEFIVars(d) {
+		return h.planJSON(pl, d, mode)
 	}
 	nv := d.NVRAM
 	// The varstore's format: <nvram format=>, else the loader's (as
@@ -320,6 +353,63 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			}
 		}
 	}
+	var templateFormat string
+	if nv != nil {
+		templateFormat = nv.TemplateFormat
+	}
+	return h.provide(pl, d, exists, existsErr, tmpl, format, templateFormat, added)
+}
+
+// planJSON plans a uefi-vars <varstore> (libvirt 12.1+, a rom loader): a
+// JSON variable store copied from a JSON template, like NVRAM but with no
+// format to convert and no flash layout to check.
+func (h *Host) planJSON(pl *Plan, d *domain.Domain, mode Mode) error {
+	vs := d.Varstore
+	var tmpl firmware.Hit
+	var added Effect
+	switch {
+	case vs.Path == "" && mode == Prepare:
+		pl.Reason = "<varstore> names no file: libvirt generates the path (define fills in its varstore directory) and copies the template after prepare"
+		return nil
+	case vs.Path == "":
+		name, err := JSONName(d.Name)
+		if err != nil {
+			return err
+		}
+		cfg, err := h.config()
+		if err != nil {
+			return err
+		}
+		pl.Path = filepath.Join(cfg.VarstoreDir, name)
+		if tmpl, err = h.Template(d); err != nil {
+			return missingTemplate(pl.Path, err)
+		}
+		add := SetVarstorePath{Path: pl.Path}
+		if vs.Template == "" {
+			add.Template = tmpl
+		}
+		added = add
+	default:
+		pl.Path = vs.Path
+	}
+	exists, existsErr := varstore.Exists(pl.Path)
+	if mode == Filter && vs.Path != "" && vs.Template == "" && existsErr == nil {
+		hit, ok, err := h.templateToAdd(d)
+		if err != nil {
+			return err
+		}
+		if ok {
+			tmpl, added = hit, SetVarstoreTemplate{Template: hit}
+		}
+	}
+	return h.provide(pl, d, exists, existsErr, tmpl, "json", "", added)
+}
+
+// provide plans the varstore file at pl.Path: one that exists is used as
+// it is, one outside allowed_dirs is left to libvirt, a missing one is
+// created from tmpl (looked up when not known yet). added is the XML edit
+// that goes with it, if any, applied after the file.
+func (h *Host) provide(pl *Plan, d *domain.Domain, exists bool, existsErr error, tmpl firmware.Hit, format, templateFormat string, added Effect) error {
 	if exists {
 		pl.Exists = true
 		pl.Reason = "the varstore exists and is used as it is"
@@ -344,10 +434,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 			return missingTemplate(pl.Path, err)
 		}
 	}
-	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Allowed: cfg.AllowedDirs, Template: tmpl, Format: format}
-	if nv != nil {
-		cv.TemplateFormat = nv.TemplateFormat
-	}
+	cv := CreateVarstore{Path: pl.Path, Dir: dir, Name: filepath.Base(pl.Path), Allowed: cfg.AllowedDirs, Template: tmpl, Format: format, TemplateFormat: templateFormat}
 	if h.Owner != nil {
 		if cv.Owner, err = h.Owner(cfg); err != nil {
 			return err
@@ -427,6 +514,10 @@ func (h *Host) Template(d *domain.Domain) (firmware.Hit, error) {
 		return firmware.Hit{}, err
 	}
 	q := Query(d)
+	if UEFIVars(d) {
+		q.Template = d.Varstore.Template
+		return cat.FindVarstore(q)
+	}
 	q.Template = templateOf(d.NVRAM)
 	hit, err := cat.Find(q)
 	if err != nil {
@@ -493,12 +584,22 @@ func (h *Host) templateToAdd(d *domain.Domain) (firmware.Hit, bool, error) {
 // returns where, or "" when libvirt knows none. It sees the sources as
 // the hook's config does (descriptor_dirs, qemu_conf).
 func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
-	if t := templateOf(d.NVRAM); t != "" {
+	json := UEFIVars(d)
+	if t := templateOf(d.NVRAM); json && d.Varstore.Template != "" || !json && t != "" {
 		return "template= in the definition", nil
 	}
 	cat, err := h.Catalog()
 	if err != nil {
 		return "", err
+	}
+	if json {
+		// Only descriptors with host-uefi-vars name JSON templates.
+		for _, c := range cat.LookupVarstore(Query(d)).Candidates {
+			if c.Why == "" && !c.Resolved && c.Source == firmware.FromDescriptor {
+				return string(c.Source) + " " + c.Origin, nil
+			}
+		}
+		return "", nil
 	}
 	descriptors := false
 	for _, p := range cat.Pairs {
@@ -522,28 +623,34 @@ func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
 
 // Pin is what `pin` writes into d's inactive definition so that libvirt
 // itself can create and reset the varstore: template= with the template
-// the hook would use, and templateFormat= where libvirt reads it
-// (templateFormat says so: libvirt 10.10 and later) or where the template
-// is qcow2. It returns nil and the reason when there is nothing to pin:
-// no varstore file, a definition that names its template already, a
-// template libvirt finds itself, or one of another format than the
-// varstore (libvirt never converts a template).
-func (h *Host) Pin(d *domain.Domain, templateFormat bool) (*SetTemplate, string, error) {
+// the hook would use on <nvram> (and templateFormat= where libvirt reads
+// it, templateFormat says so: libvirt 10.10 and later, or where the
+// template is qcow2), or on a uefi-vars <varstore>. The edit is a
+// SetTemplate or a SetVarstoreTemplate. It returns nil and the reason
+// when there is nothing to pin: no varstore file, a definition that names
+// its template already, a template libvirt finds itself; and an error for
+// a template of another format than the varstore (libvirt never converts
+// a template).
+func (h *Host) Pin(d *domain.Domain, templateFormat bool) (Effect, string, error) {
 	pl, err := h.Plan(d, Prepare)
-	switch {
-	case err == nil && pl.Path == "":
+	if err == nil && pl.Path == "" {
 		return nil, "no varstore file: " + pl.Reason, nil
-	case err == nil && d.NVRAM.Template != "":
-		return nil, "the definition names its template already (" + d.NVRAM.Template + ")", nil
 	}
-	if where, err := h.LibvirtTemplate(d); err != nil {
+	where, err := h.LibvirtTemplate(d)
+	switch {
+	case err != nil:
 		return nil, "", err
-	} else if where != "" {
+	case where == "template= in the definition":
+		return nil, "the definition names its template already", nil
+	case where != "":
 		return nil, "libvirt finds its template itself (" + where + ")", nil
 	}
 	hit, err := h.Template(d)
 	if err != nil {
 		return nil, "", err
+	}
+	if UEFIVars(d) {
+		return SetVarstoreTemplate{Template: hit}, "", nil
 	}
 	format := firstOf(formatOf(d.NVRAM), d.Loader.Format, "raw")
 	tf, why := templateFits(format, hit.Template)
@@ -553,7 +660,7 @@ func (h *Host) Pin(d *domain.Domain, templateFormat bool) (*SetTemplate, string,
 	if tf == "" && templateFormat {
 		tf = format
 	}
-	return &SetTemplate{Template: hit, TemplateFormat: tf}, "", nil
+	return SetTemplate{Template: hit, TemplateFormat: tf}, "", nil
 }
 
 // Query describes what the domain wants of its firmware.
@@ -646,6 +753,10 @@ func noVarstore(d *domain.Domain) string {
 		return fmt.Sprintf("<os firmware='%s'> without a loader yet: libvirt selects the firmware and creates the varstore after prepare", d.FirmwareAuto)
 	case l == nil:
 		return "no <loader>: BIOS or default firmware, no varstore"
+	case UEFIVars(d) && l.Path == "":
+		return "the rom loader has no path yet: libvirt selects the firmware later"
+	case UEFIVars(d):
+		return ""
 	case l.Type != "pflash":
 		return fmt.Sprintf("loader type '%s' is not pflash: no varstore", firstOf(l.Type, "rom"))
 	case !l.ReadOnly:
@@ -656,6 +767,12 @@ func noVarstore(d *domain.Domain) string {
 		return "the loader has no path yet: libvirt selects the firmware later"
 	}
 	return ""
+}
+
+// UEFIVars reports whether d has a uefi-vars <varstore> (libvirt 12.1+):
+// a JSON variable store beside a rom loader, libvirt's only combination.
+func UEFIVars(d *domain.Domain) bool {
+	return d.Varstore != nil && d.Loader != nil && (d.Loader.Type == "rom" || d.Loader.Type == "")
 }
 
 func formatOf(n *domain.NVRAM) string {
