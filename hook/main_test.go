@@ -129,18 +129,32 @@ func TestContract(t *testing.T) {
 }
 
 func TestRestoreFilterPrintsXML(t *testing.T) {
-	h := newFakeHost(t)
-	in, err := os.ReadFile(filepath.Join("..", "testdata", "golden", "restore-no-nvram.in.xml"))
+	golden, err := os.ReadFile(filepath.Join("..", "testdata", "golden", "restore-no-nvram.in.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := h.run(t, "qemu", in, "uefi-custom", "restore", "begin", "-")
-	if code != 0 || errs != "" {
-		t.Fatalf("exit %d: %s", code, errs)
-	}
-	want := fmt.Sprintf("<nvram template='%s/CUSTOM_VARS.fd'>%s/uefi-custom_VARS.fd</nvram>", h.root, h.nvram)
-	if !strings.Contains(out, want) {
-		t.Errorf("stdout lacks %s:\n%s", want, out)
+	// Written by hand: double quotes, <x></x>, a character reference, a
+	// comment and CDATA inside <os>; none of it may change.
+	byHand := "<domain type=\"qemu\">\n  <name>uefi-custom</name>\n  <os>\n    <type arch=\"x86_64\" machine=\"q35\">hvm</type>\n" +
+		"    <loader readonly=\"yes\" type=\"pflash\">/srv/fw/CUSTOM&#95;CODE.fd</loader>\n" +
+		"    <!-- boot from disk --><boot dev=\"hd\"></boot><x><![CDATA[&]]></x>\n  </os>\n</domain>\n"
+	for _, tt := range []struct{ name, in, loaderEnd string }{
+		{"libvirt's XML", string(golden), "/CUSTOM_CODE.fd</loader>\n"},
+		{"XML written by hand", byHand, "/CUSTOM&#95;CODE.fd</loader>\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newFakeHost(t)
+			code, out, errs := h.run(t, "qemu", []byte(tt.in), "uefi-custom", "restore", "begin", "-")
+			if code != 0 || errs != "" {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			// The printed XML is the input with the one line of <nvram> added.
+			nvram := fmt.Sprintf("    <nvram template='%s/CUSTOM_VARS.fd'>%s/uefi-custom_VARS.fd</nvram>\n", h.root, h.nvram)
+			want := strings.Replace(tt.in, tt.loaderEnd, tt.loaderEnd+nvram, 1)
+			if out != want || want == tt.in {
+				t.Errorf("stdout is not the input with %q added:\n%s", nvram, out)
+			}
+		})
 	}
 }
 
