@@ -236,25 +236,9 @@ func ParseOver(base *Config, data []byte) (*Config, error) {
 		case "nvram.add_template":
 			v.bool(s, &c.AddTemplate)
 		case "templates.nvram":
-			code, vars, ok := qemuconf.SplitPair(s.value)
-			switch {
-			case !ok:
-				v.add(fmt.Sprintf("nvram = %q is not CODE:VARS", s.value))
-			case !filepath.IsAbs(code) || !filepath.IsAbs(vars):
-				v.add(fmt.Sprintf("nvram = %q: both paths must be absolute", s.value))
-			default:
-				c.Pairs = append(c.Pairs, Pair{Code: code, Vars: vars, Line: s.line})
-			}
+			c.Pairs = v.pair(s, "CODE:VARS", c.Pairs)
 		case "templates.varstore":
-			rom, tmpl, ok := qemuconf.SplitPair(s.value)
-			switch {
-			case !ok:
-				v.add(fmt.Sprintf("varstore = %q is not ROM:TEMPLATE", s.value))
-			case !filepath.IsAbs(rom) || !filepath.IsAbs(tmpl):
-				v.add(fmt.Sprintf("varstore = %q: both paths must be absolute", s.value))
-			default:
-				c.VarstorePairs = append(c.VarstorePairs, Pair{Code: rom, Vars: tmpl, Line: s.line})
-			}
+			c.VarstorePairs = v.pair(s, "ROM:TEMPLATE", c.VarstorePairs)
 		case "templates.descriptors":
 			v.bool(s, &c.Descriptors)
 		case "templates.builtin":
@@ -402,6 +386,21 @@ func (v *validator) nonEmpty(s setting) bool {
 		return false
 	}
 	return true
+}
+
+// pair appends s's value, two absolute paths joined by a colon (shape
+// names them in a problem), to pairs.
+func (v *validator) pair(s setting, shape string, pairs []Pair) []Pair {
+	a, b, ok := qemuconf.SplitPair(s.value)
+	switch {
+	case !ok:
+		v.add(fmt.Sprintf("%s = %q is not %s", s.key, s.value, shape))
+	case !filepath.IsAbs(a) || !filepath.IsAbs(b):
+		v.add(fmt.Sprintf("%s = %q: both paths must be absolute", s.key, s.value))
+	default:
+		pairs = append(pairs, Pair{Code: a, Vars: b, Line: s.line})
+	}
+	return pairs
 }
 
 func (v *validator) bool(s setting, dst *bool) {
