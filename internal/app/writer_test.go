@@ -148,3 +148,35 @@ func TestLogsDirectoryUsed(t *testing.T) {
 		t.Errorf("the log does not name the directory used (%s): %s", h.nvram, log)
 	}
 }
+
+// TestTemplateFromXMLRestricted: template= in the domain XML must be an
+// absolute path to a file that only root can change; a relative one used
+// to be found in the hook's working directory, and any file accepted.
+func TestTemplateFromXMLRestricted(t *testing.T) {
+	for _, tt := range []struct {
+		name, template string
+		mode           os.FileMode
+		want           string
+	}{
+		{"relative", "CUSTOM_VARS.fd", 0o644, "not an absolute path"},
+		{"world-writable", "@FW@/OPEN_VARS.fd", 0o666, "mode 0666 lets others than its owner change it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			tmpl := strings.ReplaceAll(tt.template, "@FW@", h.fw)
+			if strings.HasPrefix(tmpl, "/") {
+				os.WriteFile(tmpl, h.vars, 0o644)
+				os.Chmod(tmpl, tt.mode)
+			}
+			in := bytes.Replace(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), []byte("<nvram>"), []byte("<nvram template='"+tmpl+"'>"), 1)
+			t.Chdir(h.fw) // where a relative template would be found
+			r := h.run(t, in, "uefi-custom", "prepare", "begin", "-")
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want 1 and one line with %q", r.code, r.stderr, tt.want)
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("left in the nvram directory: %v", entries)
+			}
+		})
+	}
+}

@@ -12,13 +12,14 @@ import (
 // convertTimeout bounds qemu-img: the hook holds the domain's job in libvirt.
 const convertTimeout = 60 * time.Second
 
-// convert writes template, converted from format from to format to, into
-// dst, the temp file we created. qemu-img gets dst as its descriptor 3 and
-// the path /dev/fd/3, so it writes exactly our inode and nothing else,
-// whatever happens to names in the directory meanwhile.
-func convert(qemuImg, template, from, to string, dst *os.File) error {
-	cmd := exec.Command(qemuImg, "convert", "-q", "-f", from, "-O", to, template, "/dev/fd/3")
-	cmd.ExtraFiles = []*os.File{dst}
+// convert writes src, the template opened and checked, converted from
+// format from to format to, into dst, the temp file we created. qemu-img
+// gets both as descriptors (3 and 4, named /dev/fd/3 and /dev/fd/4), never
+// by name: it reads exactly the file that was checked and writes exactly
+// our inode, whatever happens to names meanwhile.
+func convert(qemuImg string, src *os.File, from, to string, dst *os.File) error {
+	cmd := exec.Command(qemuImg, "convert", "-q", "-f", from, "-O", to, "/dev/fd/3", "/dev/fd/4")
+	cmd.ExtraFiles = []*os.File{src, dst}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -65,3 +65,34 @@ func TestConvertFormats(t *testing.T) {
 	}
 	noTempLeft(t, nv)
 }
+
+// TestConvertReadsTheCheckedFile: qemu-img is handed the template that was
+// opened and checked, as a descriptor. A stand-in for qemu-img replaces the
+// template's name with another file before running the real one: the
+// varstore still holds the checked template's bytes.
+func TestConvertReadsTheCheckedFile(t *testing.T) {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		t.Skip("qemu-img not installed (Debian: qemu-utils; make e2e installs it): format conversion not tested")
+	}
+	fw, nv := t.TempDir(), t.TempDir()
+	checked := randomBytes(t, 65536)
+	tmpl := writeTemplate(t, fw, checked)
+	other := filepath.Join(fw, "OTHER.fd")
+	os.WriteFile(other, randomBytes(t, 65536), 0o644)
+	swap := filepath.Join(fw, "qemu-img")
+	os.WriteFile(swap, []byte("#!/bin/sh\nmv -f "+other+" "+tmpl+" && exec "+qemuImg+` "$@"`+"\n"), 0o755)
+	if _, err := Create(nv, "vm_VARS.qcow2", tmpl, Options{UID: -1, GID: -1, Format: "qcow2", QemuImg: func() string { return swap }}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Fatal("the stand-in did not swap the template")
+	}
+	back := filepath.Join(nv, "back.raw")
+	if out, err := exec.Command(qemuImg, "convert", "-f", "qcow2", "-O", "raw", filepath.Join(nv, "vm_VARS.qcow2"), back).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, _ := os.ReadFile(back); !bytes.Equal(got, checked) {
+		t.Error("qemu-img read the file now at the template's name, not the one that was checked")
+	}
+}

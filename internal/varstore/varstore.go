@@ -192,7 +192,7 @@ func (d *Dir) Create(name, template string, opt Options) (res Result, err error)
 	}
 	var method string
 	if qemuImg != "" {
-		method, err = "qemu-img convert", convert(qemuImg, template, srcFormat, opt.Format, dst)
+		method, err = "qemu-img convert", convert(qemuImg, src, srcFormat, opt.Format, dst)
 		if err == nil {
 			size, err = convertedSize(dst, opt.Format)
 		}
@@ -262,16 +262,23 @@ func fileMode(m uint32) os.FileMode {
 }
 
 // openTemplate opens the template (safeopen: never blocks, regular files
-// only) and checks that it is non-empty and of sane size.
-// It returns the template's format, from its content, checked against the
-// declared one.
+// only) and checks what a template must be, on the descriptor that is then
+// read: an absolute path (a relative one would be resolved against
+// whatever directory the hook runs in), a file only root (or the user the
+// hook runs as) can change (owned by one of them, neither group- nor
+// world-writable: it becomes the variables, Secure Boot keys included, of
+// every new guest), non-empty and of sane size. It returns the template's
+// format, from its content, checked against the declared one.
 func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
+	if !filepath.IsAbs(path) {
+		return nil, 0, "", fmt.Errorf("%w %s: not an absolute path", ErrBadTemplate, path)
+	}
 	f, err := safeopen.File(path)
 	if err != nil {
 		return nil, 0, "", fmt.Errorf("%w: %w", ErrBadTemplate, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		f.Close()
 		return nil, 0, "", fmt.Errorf("%w %s: %v", ErrBadTemplate, path, err)
 	}
@@ -281,10 +288,14 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 	}
 	format := ""
 	switch {
-	case fi.Size() == 0:
+	case !trustedOwner(st.Uid, uint32(os.Geteuid())):
+		err = fmt.Errorf("%w %s: owned by uid %d; a template must belong to root (or to the user the hook runs as)", ErrBadTemplate, path, st.Uid)
+	case st.Mode&0o022 != 0:
+		err = fmt.Errorf("%w %s: mode %04o lets others than its owner change it (chmod go-w)", ErrBadTemplate, path, st.Mode&0o7777)
+	case st.Size == 0:
 		err = fmt.Errorf("%w %s: empty file", ErrBadTemplate, path)
-	case fi.Size() > max:
-		err = fmt.Errorf("%w %s: %d bytes, more than the %d MiB a varstore template can be", ErrBadTemplate, path, fi.Size(), max>>20)
+	case st.Size > max:
+		err = fmt.Errorf("%w %s: %d bytes, more than the %d MiB a varstore template can be", ErrBadTemplate, path, st.Size, max>>20)
 	default:
 		format, err = detectFormat(f, path)
 	}
@@ -297,7 +308,7 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 		f.Close()
 		return nil, 0, "", err
 	}
-	return f, fi.Size(), format, nil
+	return f, st.Size, format, nil
 }
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}

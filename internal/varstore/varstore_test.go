@@ -221,6 +221,26 @@ func TestCreateBadTemplates(t *testing.T) {
 		{"too large", func(t *testing.T, dir string) string {
 			return writeTemplate(t, dir, make([]byte, 2048))
 		}, Options{MaxSize: 1024}, ErrBadTemplate, "more than"},
+		{"relative path", func(t *testing.T, dir string) string {
+			writeTemplate(t, dir, []byte("vars"))
+			return "VARS.fd"
+		}, Options{}, ErrBadTemplate, "not an absolute path"},
+		{"group-writable", func(t *testing.T, dir string) string {
+			p := writeTemplate(t, dir, []byte("vars"))
+			os.Chmod(p, 0o664)
+			return p
+		}, Options{}, ErrBadTemplate, "mode 0664 lets others than its owner change it"},
+		{"world-writable", func(t *testing.T, dir string) string {
+			p := writeTemplate(t, dir, []byte("vars"))
+			os.Chmod(p, 0o646)
+			return p
+		}, Options{}, ErrBadTemplate, "mode 0646"},
+		{"owned by another user", func(t *testing.T, dir string) string {
+			needRoot(t)
+			p := writeTemplate(t, dir, []byte("vars"))
+			chownOther(t, p)
+			return p
+		}, Options{}, ErrBadTemplate, "owned by uid 64999"},
 		{"qcow2 template for raw varstore", func(t *testing.T, dir string) string {
 			return writeTemplate(t, dir, append([]byte{'Q', 'F', 'I', 0xfb}, make([]byte, 512)...))
 		}, Options{Format: "raw"}, ErrFormat, "is qcow2"},
@@ -231,6 +251,7 @@ func TestCreateBadTemplates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fw, nv := t.TempDir(), t.TempDir()
+			t.Chdir(fw) // where a relative template would be found
 			tmpl := tt.setup(t, fw)
 			tt.opt.UID, tt.opt.GID = -1, -1
 			_, err := Create(nv, "vm_VARS.fd", tmpl, tt.opt)
