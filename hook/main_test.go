@@ -34,14 +34,17 @@ func newFakeHost(t *testing.T) *fakeHost {
 	rand.Read(h.vars)
 	vars := filepath.Join(root, "CUSTOM_VARS.fd")
 	os.WriteFile(vars, h.vars, 0o644)
-	os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nuser = +%d\ngroup = +%d\n[templates]\nnvram = /srv/fw/CUSTOM_CODE.fd:%s\ndescriptors = false\nbuiltin = false\nqemu_conf =\n[log]\ntarget = file:%s/hook.log\n",
+	os.WriteFile(h.conf, []byte(fmt.Sprintf("[nvram]\ndir = %s\nuser = +%d\ngroup = +%d\n[templates]\nnvram = /srv/fw/CUSTOM_CODE.fd:%s\nnvram = /srv/fw/MY_CODE.fd:%[4]s\ndescriptors = false\nbuiltin = false\nqemu_conf =\n[log]\ntarget = file:%s/hook.log\n",
 		h.nvram, os.Getuid(), os.Getgid(), vars, root)), 0o644)
 	return h
 }
 
 func (h *fakeHost) xml(t *testing.T, sample string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "libvirt-9.0", sample))
+	if !strings.Contains(sample, "/") {
+		sample = filepath.Join("libvirt-9.0", sample)
+	}
+	b, err := os.ReadFile(filepath.Join("..", "testdata", sample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +101,19 @@ func TestContract(t *testing.T) {
 		{"qemu.d/50-nvram", []string{"restore", "begin", "-"}, "uefi-custom--restore.xml", true, false},
 		{"qemu", []string{"prepare", "begin", "-"}, "bios--prepare.xml", false, false},
 		{"qemu", []string{"prepare", "begin", "-"}, "efi-autoselect--prepare.xml", false, false},
+		// libvirt 11.3 and 12.8 fill in <nvram format='raw'> at define.
+		{"qemu.d/50-nvram", []string{"prepare", "begin", "-"}, "libvirt-11.3/sv-uefi-prepare-begin.xml", true, false},
+		{"qemu.d/50-nvram", []string{"restore", "begin", "-"}, "libvirt-11.3/sv-uefi-restore-begin.xml", true, false},
+		{"qemu.d/50-nvram", []string{"start", "begin", "-"}, "libvirt-11.3/sv-uefi-start-begin.xml", false, false},
+		{"qemu.d/50-nvram", []string{"started", "begin", "-"}, "libvirt-11.3/sv-uefi-started-begin.xml", false, false},
+		{"qemu.d/50-nvram", []string{"stopped", "end", "-"}, "libvirt-11.3/sv-uefi-stopped-end.xml", false, false},
+		{"qemu.d/50-nvram", []string{"release", "end", "-"}, "libvirt-11.3/sv-uefi-release-end.xml", false, false},
+		{"qemu.d/50-nvram", []string{"prepare", "begin", "-"}, "libvirt-12.8/sv-uefi-prepare-begin.xml", true, false},
+		{"qemu.d/50-nvram", []string{"restore", "begin", "-"}, "libvirt-12.8/sv-uefi-restore-begin.xml", true, false},
+		{"qemu.d/50-nvram", []string{"start", "begin", "-"}, "libvirt-12.8/sv-uefi-start-begin.xml", false, false},
+		{"qemu.d/50-nvram", []string{"started", "begin", "-"}, "libvirt-12.8/sv-uefi-started-begin.xml", false, false},
+		{"qemu.d/50-nvram", []string{"stopped", "end", "-"}, "libvirt-12.8/sv-uefi-stopped-end.xml", false, false},
+		{"qemu.d/50-nvram", []string{"release", "end", "-"}, "libvirt-12.8/sv-uefi-release-end.xml", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.argv0+" "+strings.Join(tt.op, " ")+" "+tt.sample, func(t *testing.T) {
