@@ -228,11 +228,6 @@ type hookRun struct {
 
 func create(log *logrus.Entry, c plan.CreateVarstore) error {
 	opt := varstore.Options{UID: -1, GID: -1, Format: c.Format, TemplateFormat: c.TemplateFormat}
-	if c.Format == "json" {
-		// The writer knows raw and qcow2; a uefi-vars JSON store is
-		// copied as its template is.
-		opt.Format = ""
-	}
 	opt.QemuImg = func() string {
 		p, _ := exec.LookPath("qemu-img") // only when the formats differ
 		return p

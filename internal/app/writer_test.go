@@ -180,3 +180,23 @@ func TestTemplateFromXMLRestricted(t *testing.T) {
 		})
 	}
 }
+
+// TestUEFIVarsBadTemplate: a <varstore> template that QEMU's uefi-vars
+// device would not load (here a raw OVMF file) fails the start with one
+// line and leaves nothing, instead of a copy QEMU refuses later.
+func TestUEFIVarsBadTemplate(t *testing.T) {
+	h := newHost(t, "")
+	vsDir := filepath.Join(h.root, "varstore")
+	os.Mkdir(vsDir, 0o755)
+	conf := bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("allowed_dirs = "+h.nvram+":"+vsDir+"\n[templates]\n"), 1)
+	os.WriteFile(h.conf, conf, 0o644)
+	tmpl := filepath.Join(h.fw, "CUSTOM_VARS.fd") // raw, random bytes
+	in := []byte("<domain type='qemu'><name>custom</name><os><type arch='x86_64' machine='pc-q35-11.1'>hvm</type><loader readonly='yes' type='rom'>" + romLoader + "</loader><varstore template='" + tmpl + "' path='" + vsDir + "/custom.json'/></os></domain>")
+	r := h.run(t, in, "custom", "prepare", "begin", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, tmpl+": not a uefi-vars JSON varstore: invalid character") || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want 1 and one line saying the template is not a uefi-vars JSON varstore", r.code, r.stderr)
+	}
+	if entries, _ := os.ReadDir(vsDir); len(entries) != 0 {
+		t.Errorf("left in the varstore directory: %v", entries)
+	}
+}

@@ -42,8 +42,12 @@ const TempMarker = ".nvram-hook-"
 
 // Options for Create.
 type Options struct {
-	UID, GID int    // owner of the new file; -1 leaves the creator's
-	Format   string // "raw", "qcow2" or "" (unchecked): the varstore's format
+	UID, GID int // owner of the new file; -1 leaves the creator's
+	// Format is the varstore's: "raw" or "qcow2" (a pflash NVRAM file),
+	// "json" (a uefi-vars <varstore>, libvirt 12.1+: copied as it is, its
+	// template checked to be what QEMU's uefi-vars device loads) or ""
+	// (unchecked).
+	Format string
 	// TemplateFormat is what the template is declared to be (libvirt's
 	// templateFormat=); "" trusts its content.
 	TemplateFormat string
@@ -296,6 +300,8 @@ func openTemplate(path string, opt Options) (*os.File, int64, string, error) {
 		err = fmt.Errorf("%w %s: empty file", ErrBadTemplate, path)
 	case st.Size > max:
 		err = fmt.Errorf("%w %s: %d bytes, more than the %d MiB a varstore template can be", ErrBadTemplate, path, st.Size, max>>20)
+	case opt.Format == "json":
+		format, err = "json", checkJSONTemplate(f, path, st.Size)
 	default:
 		format, err = detectFormat(f, path)
 	}
