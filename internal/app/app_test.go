@@ -511,6 +511,9 @@ func TestAudit(t *testing.T) {
 	os.Symlink(filepath.Join(h.root, "linked_VARS.fd"), filepath.Join(h.nvram, "linked_VARS.fd"))
 	write("qcow2raw", dom("qcow2raw", customLoader, " format='qcow2' template='"+h.fw+"/CUSTOM_VARS.fd'"))
 	os.WriteFile(filepath.Join(h.nvram, "qcow2raw_VARS.fd"), []byte("QFI\xfb"), 0o600)
+	write("vs", "<domain><name>vs</name><os><loader type='rom'>"+romLoader+"</loader><varstore path='"+h.nvram+"/vs.json'/></os></domain>")
+	os.WriteFile(filepath.Join(h.nvram, "vs.json"), []byte(`{"version": 2, "variables": []}`), 0o600)
+	os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\nvarstore = "+romLoader+":"+h.fw+"/MY_VARS.json\n"), 1), 0o644)
 	write("dangling", dom("dangling", customLoader, ""))
 	os.Symlink(filepath.Join(h.root, "nothing"), filepath.Join(h.nvram, "dangling_VARS.fd"))
 	before := snapshot(t, h.nvram)
@@ -533,7 +536,8 @@ func TestAudit(t *testing.T) {
 		"PROBLEM  linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config), but 'virsh start --reset-nvram' fails",
 		"PROBLEM  dangling: the next start will fail: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
 		"PROBLEM  qcow2raw: libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template " + h.fw + "/CUSTOM_VARS.fd is raw, the varstore is qcow2; remove template= from <nvram>",
-		"12 domains, 11 with a file varstore, 9 problem(s)",
+		"ok       vs: " + h.nvram + "/vs.json exists (31 bytes), template " + h.fw + "/MY_VARS.json (hook config)",
+		"13 domains, 12 with a file varstore, 9 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)

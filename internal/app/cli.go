@@ -243,6 +243,9 @@ func runExplain(e Env, file string) int {
 			q := plan.Query(d)
 			q.Template = ""
 			l := cat.Lookup(q)
+			if plan.UEFIVars(d) {
+				l = cat.LookupVarstore(q) // JSON templates of uefi-vars builds
+			}
 			for i, c := range l.Candidates {
 				mark, note := " ", ""
 				if i == l.Winner {
@@ -259,7 +262,7 @@ func runExplain(e Env, file string) int {
 				fmt.Fprintf(out, "%s %s -> %s  [%s %s]%s\n", mark, c.Code, c.Vars, c.Source, c.Origin, note)
 			}
 			if l.Winner < 0 {
-				fmt.Fprintf(out, "  (none fits; looked in: %s)\n", strings.Join(cat.Consulted, ", "))
+				fmt.Fprintf(out, "  (none fits; looked in: %s)\n", strings.Join(l.Consulted, ", "))
 			}
 		}
 	}

@@ -144,6 +144,8 @@ func TestPinFlows(t *testing.T) {
 	v.define(t, "defs", "qcow2", pinDomain("qcow2", customLoader, " format='qcow2'", h.nvram+"/qcow2_VARS.qcow2"))
 	v.define(t, "defs", "bios", "<domain><name>bios</name><os><type>hvm</type></os></domain>")
 	v.define(t, "transient", "trans", pinDomain("trans", customLoader, "", h.nvram+"/trans_VARS.fd"))
+	os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\nvarstore = "+romLoader+":"+h.fw+"/MY_VARS.json\n"), 1), 0o644)
+	v.define(t, "defs", "vs", "<domain><name>vs</name><os><loader type='rom'>"+romLoader+"</loader><varstore path='"+h.nvram+"/vs.json'/></os></domain>")
 
 	r := h.pin(t, v, "--dry-run")
 	if r.code != 1 { // the qcow2 domain cannot be pinned
@@ -154,6 +156,7 @@ func TestPinFlows(t *testing.T) {
 		"ok       pinned: nothing to pin: the definition names its template already",
 		"ok       desc: nothing to pin: libvirt finds its template itself (firmware descriptor",
 		"ok       bios: nothing to pin: no varstore file",
+		"dry-run  vs: would add template='" + h.fw + "/MY_VARS.json' to <varstore> (hook config",
 		"FAILED   qcow2: not pinned: template " + h.fw + "/CUSTOM_VARS.fd is raw, the varstore is qcow2",
 	} {
 		if !strings.Contains(r.stdout, want) {
