@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[nvram]\ndir = rel\nwhat = 1\n"))
 	f.Add([]byte("[templates]\nnvram = /a:/b\nnvram = /c:/d ; x\ndescriptor_dirs = /x:/y\nqemu_conf =\n"))
 	f.Add([]byte("key = value\n[log\n"))
+	f.Add([]byte("[templates]\nvarstore = /r.fd:/t.json\nvarstore = /r.fd:/t.json\nvarstore = r:/t\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("/f.conf", data)
 		lines := strings.Count(string(data), "\n") + 1
@@ -32,7 +33,7 @@ func FuzzParse(f *testing.F) {
 		if !filepath.IsAbs(c.NVRAMDir) || !Within(c.NVRAMDir, c.AllowedDirs) {
 			t.Fatalf("accepted dir %q with allowed %q", c.NVRAMDir, c.AllowedDirs)
 		}
-		for _, p := range c.Pairs {
+		for _, p := range append(append([]Pair{}, c.Pairs...), c.VarstorePairs...) {
 			if !filepath.IsAbs(p.Code) || !filepath.IsAbs(p.Vars) || p.Line < 1 || p.Line > lines {
 				t.Fatalf("accepted pair %+v", p)
 			}
