@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -463,23 +464,27 @@ func TestSessionDaemon(t *testing.T) {
 	os.WriteFile(vars, []byte("session vars"), 0o644)
 	os.WriteFile(filepath.Join(home, "libvirt", "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"/srv/fw/MY_CODE.fd:%s\" ]\n", vars)), 0o644)
 	in := fmt.Sprintf("<domain><name>s</name><os><loader readonly='yes' type='pflash'>/srv/fw/MY_CODE.fd</loader><nvram>%s/s_VARS.fd</nvram></os></domain>", nvram)
-	var out, errb bytes.Buffer
-	code := Run(Env{Args: []string{"qemu", "s", "prepare", "begin", "-"}, Stdin: strings.NewReader(in), Stdout: &out, Stderr: &errb,
-		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+	if r := runSession(home, "prepare", in); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	if got, err := os.ReadFile(filepath.Join(nvram, "s_VARS.fd")); err != nil || string(got) != "session vars" {
 		t.Errorf("varstore: %q, %v", got, err)
 	}
 	// The filter adds <nvram> under the session's directory.
 	rin := "<domain><name>t</name><os><loader readonly='yes' type='pflash'>/srv/fw/MY_CODE.fd</loader></os></domain>"
-	out.Reset()
-	code = Run(Env{Args: []string{"qemu", "t", "restore", "begin", "-"}, Stdin: strings.NewReader(rin), Stdout: &out, Stderr: &errb,
-		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
-	if code != 0 || !strings.Contains(out.String(), "<nvram template='"+vars+"'>"+nvram+"/t_VARS.fd</nvram>") {
-		t.Errorf("exit %d, stdout %s, stderr %s", code, out.String(), errb.String())
+	if r := runSession(home, "restore", rin); r.code != 0 || !strings.Contains(r.stdout, "<nvram template='"+vars+"'>"+nvram+"/t_VARS.fd</nvram>") {
+		t.Errorf("got %+v", r)
 	}
+}
+
+// runSession runs the hook as a user's session daemon does (not root, the
+// user's config home) for the domain the XML names.
+func runSession(home, op, in string) result {
+	var out, errb bytes.Buffer
+	name := regexp.MustCompile(`<name>([^<]*)</name>`).FindStringSubmatch(in)[1]
+	code := Run(Env{Args: []string{"qemu", name, op, "begin", "-"}, Stdin: strings.NewReader(in), Stdout: &out, Stderr: &errb,
+		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
+	return result{code, out.String(), errb.String()}
 }
 
 func TestAudit(t *testing.T) {
@@ -789,12 +794,9 @@ func TestUEFIVarsSession(t *testing.T) {
 	os.WriteFile(tmpl, []byte(`{"version": 2, "variables": []}`), 0o644)
 	os.WriteFile(filepath.Join(home, "libvirt", "nvram-hook.conf"), []byte("[templates]\nvarstore = "+romLoader+":"+tmpl+"\n"), 0o644)
 	in := "<domain><name>s</name><os><loader type='rom'>" + romLoader + "</loader><varstore/></os></domain>"
-	var out, errb bytes.Buffer
-	code := Run(Env{Args: []string{"qemu", "s", "restore", "begin", "-"}, Stdin: strings.NewReader(in), Stdout: &out, Stderr: &errb,
-		ConfigPath: filepath.Join(home, "libvirt", "nvram-hook.conf"), ConfigHome: home, DevLog: "/nonexistent", Euid: 1000})
 	want := "<varstore path='" + vsDir + "/s.json' template='" + tmpl + "'/>"
-	if code != 0 || !strings.Contains(out.String(), want) {
-		t.Errorf("exit %d, stdout %s, stderr %s; want %s", code, out.String(), errb.String(), want)
+	if r := runSession(home, "restore", in); r.code != 0 || !strings.Contains(r.stdout, want) {
+		t.Errorf("got %+v; want %s", r, want)
 	}
 	if got, err := os.ReadFile(filepath.Join(vsDir, "s.json")); err != nil || string(got) != `{"version": 2, "variables": []}` {
 		t.Errorf("varstore: %q, %v", got, err)

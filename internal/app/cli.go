@@ -133,46 +133,9 @@ func runCheck(e Env) int {
 	cat, _ := host.Catalog()
 	fmt.Fprintf(e.Stdout, "\nlooked in: %s\n", strings.Join(cat.Consulted, ", "))
 	fmt.Fprintf(e.Stdout, "templates in lookup order (* = used for a loader when the domain asks nothing more; a domain's own template= beats all):\n")
-	for _, p := range cat.Pairs {
-		mark, note := " ", ""
-		if st := cat.Status(p); st == "used" {
-			mark = "*"
-		} else {
-			note = "  (" + st + ")"
-		}
-		if p.Facts.Arch != "" {
-			note += "  {" + p.Facts.Describe() + "}"
-		}
-		if _, err := os.Stat(p.Vars); err != nil {
-			note += "  (template missing)"
-			if p.Source == firmware.FromConfig {
-				problems++
-			}
-		}
-		fmt.Fprintf(e.Stdout, "%s %s\n    -> %s  [%s %s]%s\n", mark, p.Code, p.Vars, p.Source, p.Origin, note)
-	}
-	if len(cat.Pairs) == 0 {
-		fmt.Fprintln(e.Stdout, "  (none)")
-	}
+	problems += listEntries(e.Stdout, cat.Pairs, cat.Status)
 	fmt.Fprintf(e.Stdout, "\nuefi-vars <varstore> templates of rom loaders (looked in: %s):\n", strings.Join(cat.VarsConsulted, ", "))
-	for _, p := range cat.VarsPairs {
-		mark, note := " ", ""
-		if st := cat.VarsStatus(p); st == "used" {
-			mark = "*"
-		} else {
-			note = "  (" + st + ")"
-		}
-		if _, err := os.Stat(p.Vars); err != nil {
-			note += "  (template missing)"
-			if p.Source == firmware.FromConfig {
-				problems++
-			}
-		}
-		fmt.Fprintf(e.Stdout, "%s %s\n    -> %s  [%s %s]%s\n", mark, p.Code, p.Vars, p.Source, p.Origin, note)
-	}
-	if len(cat.VarsPairs) == 0 {
-		fmt.Fprintln(e.Stdout, "  (none)")
-	}
+	problems += listEntries(e.Stdout, cat.VarsPairs, cat.VarsStatus)
 	for _, err := range cat.Problems {
 		fmt.Fprintf(e.Stdout, "warning: %s\n", err)
 	}
@@ -303,4 +266,33 @@ func describeReset(host *plan.Host, d *domain.Domain) string {
 		return "fails: libvirt itself knows no template for " + d.Loader.Path + ", and neither does the hook"
 	}
 	return resetNote(host, d, hit)
+}
+
+// listEntries prints catalog entries for check, marking those a domain
+// that asks nothing more gets, and returns how many are problems (a
+// template of the hook's own config that is missing).
+func listEntries(w io.Writer, pairs []firmware.Pair, status func(firmware.Pair) string) int {
+	problems := 0
+	for _, p := range pairs {
+		mark, note := " ", ""
+		if st := status(p); st == "used" {
+			mark = "*"
+		} else {
+			note = "  (" + st + ")"
+		}
+		if p.Facts.Arch != "" {
+			note += "  {" + p.Facts.Describe() + "}"
+		}
+		if _, err := os.Stat(p.Vars); err != nil {
+			note += "  (template missing)"
+			if p.Source == firmware.FromConfig {
+				problems++
+			}
+		}
+		fmt.Fprintf(w, "%s %s\n    -> %s  [%s %s]%s\n", mark, p.Code, p.Vars, p.Source, p.Origin, note)
+	}
+	if len(pairs) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	return problems
 }

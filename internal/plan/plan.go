@@ -306,17 +306,9 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		pl.Reason = fmt.Sprintf("<os firmware='%s'>: libvirt's firmware autoselection fills in <nvram> itself", d.FirmwareAuto)
 		return nil
 	case nv == nil:
-		name, err := VarsName(d.Name)
-		if err != nil {
+		var err error
+		if pl.Path, tmpl, err = h.generated(d, VarsName, func(c *config.Config) string { return c.NVRAMDir }); err != nil {
 			return err
-		}
-		cfg, err := h.config()
-		if err != nil {
-			return err
-		}
-		pl.Path = filepath.Join(cfg.NVRAMDir, name)
-		if tmpl, err = h.Template(d); err != nil {
-			return missingTemplate(pl.Path, err)
 		}
 		add := AddNVRAM{Path: pl.Path}
 		if tf, why := templateFits(format, tmpl.Template); why != "" {
@@ -372,17 +364,9 @@ func (h *Host) planJSON(pl *Plan, d *domain.Domain, mode Mode) error {
 		pl.Reason = "<varstore> names no file: libvirt generates the path (define fills in its varstore directory) and copies the template after prepare"
 		return nil
 	case vs.Path == "":
-		name, err := JSONName(d.Name)
-		if err != nil {
+		var err error
+		if pl.Path, tmpl, err = h.generated(d, JSONName, func(c *config.Config) string { return c.VarstoreDir }); err != nil {
 			return err
-		}
-		cfg, err := h.config()
-		if err != nil {
-			return err
-		}
-		pl.Path = filepath.Join(cfg.VarstoreDir, name)
-		if tmpl, err = h.Template(d); err != nil {
-			return missingTemplate(pl.Path, err)
 		}
 		add := SetVarstorePath{Path: pl.Path}
 		if vs.Template == "" {
@@ -403,6 +387,26 @@ func (h *Host) planJSON(pl *Plan, d *domain.Domain, mode Mode) error {
 		}
 	}
 	return h.provide(pl, d, exists, existsErr, tmpl, "json", "", added)
+}
+
+// generated is the path a filter gives a varstore that the XML names no
+// file for: libvirt's file name for the domain (nameOf) in the config's
+// directory for it (dir), with the template the file is made from.
+func (h *Host) generated(d *domain.Domain, nameOf func(string) (string, error), dir func(*config.Config) string) (string, firmware.Hit, error) {
+	name, err := nameOf(d.Name)
+	if err != nil {
+		return "", firmware.Hit{}, err
+	}
+	cfg, err := h.config()
+	if err != nil {
+		return "", firmware.Hit{}, err
+	}
+	path := filepath.Join(dir(cfg), name)
+	tmpl, err := h.Template(d)
+	if err != nil {
+		return path, tmpl, missingTemplate(path, err)
+	}
+	return path, tmpl, nil
 }
 
 // provide plans the varstore file at pl.Path: one that exists is used as
