@@ -1,9 +1,12 @@
 // Package plan decides what the hook does for one domain, touching
 // nothing. From the domain, the hook's config and the firmware catalog it
-// returns a Plan: the effects to apply, in order (create a varstore, set
-// the loader, add <nvram>, add template=, leave a varstore to libvirt).
-// The hook applies them (internal/app), `explain` prints them and
-// `check --audit` reads them; nobody else decides.
+// returns a Plan: the effects to apply, in order (set the loader, create
+// a varstore, add <nvram> or template=, set a <varstore>'s path or
+// template=, leave a varstore to libvirt, warn). The hook applies them
+// (internal/app), `explain` prints them, `check --audit` and `pin` read
+// them; nobody else decides. A varstore is a pflash NVRAM file of a
+// read-only loader, or (libvirt 12.1+) the uefi-vars JSON <varstore> of a
+// rom loader.
 package plan
 
 import (
