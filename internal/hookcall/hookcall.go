@@ -66,8 +66,8 @@ type Call struct {
 // Parse recognises libvirtd's call in the whole argv: four arguments after
 // the hook's path, and either the path libvirt runs hooks by (a file named
 // qemu, /etc/libvirt/hooks/qemu, or a file in a qemu.d directory,
-// /etc/libvirt/hooks/qemu.d/NAME, also under a session daemon's
-// ~/.config/libvirt/hooks), where every operation and sub-op counts, those
+// /etc/libvirt/hooks/qemu.d/NAME; the directory is SYSCONFDIR/libvirt/hooks
+// of libvirt's build), where every operation and sub-op counts, those
 // a newer libvirt may add included; or, under any other name (the binary's
 // own), one of libvirt's operations with one of its sub-ops (begin, end,
 // -). Anything else is a person at the command line. Domain names may

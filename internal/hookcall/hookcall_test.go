@@ -22,7 +22,7 @@ func TestParseAndPhase(t *testing.T) {
 		{"prepare with odd sub-op", []string{"/etc/libvirt/hooks/qemu", "vm1", "prepare", "end", "-"}, true, None, "vm1"},
 		{"leading dash domain", []string{"/etc/libvirt/hooks/qemu", "-vm", "prepare", "begin", "-"}, true, Create, "-vm"},
 		{"unicode domain with space", []string{"/etc/libvirt/hooks/qemu", "vm é 1", "prepare", "begin", "-"}, true, Create, "vm é 1"},
-		{"session daemon's hook", []string{"/home/u/.config/libvirt/hooks/qemu.d/nvram", "vm1", "prepare", "begin", "-"}, true, Create, "vm1"},
+		{"libvirt built with another sysconfdir", []string{"/var/lib/libvirt/hooks/qemu.d/nvram", "vm1", "prepare", "begin", "-"}, true, Create, "vm1"},
 		{"relative hook path", []string{"./qemu", "vm1", "prepare", "begin", "-"}, true, Create, "vm1"},
 		// A newer libvirt may add operations and sub-ops: from a hook path
 		// they are libvirt's calls, silent successes.
