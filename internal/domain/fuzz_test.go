@@ -143,3 +143,49 @@ func withAttr(t *testing.T, in []byte, toks []xmltest.Token, elem, name, value s
 	want[e.Open] = start
 	return want, e.Start, e.TagEnd
 }
+
+// FuzzSetLoader: replacing the loader path changes only <loader>'s
+// content (an empty <loader/> gets opened), and the output reads back the
+// new path.
+func FuzzSetLoader(f *testing.F) {
+	files, _ := filepath.Glob("../../testdata/libvirt-*/*.xml")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("<domain><os><loader readonly=\"yes\" type='pflash'/></os></domain>"))
+	f.Add([]byte("<domain><os><loader>/a<!-- c --><x/>/b</loader></os></domain>"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		d, err := Parse(in)
+		if err != nil || d.Loader == nil {
+			return
+		}
+		const path = "/fw/N&<'\">.fd"
+		if err := d.SetLoader(path); err != nil {
+			t.Fatal(err)
+		}
+		out, err := d.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := Parse(out)
+		if err != nil || d2.Loader == nil || d2.Loader.Path != path {
+			t.Fatalf("output reads back loader %+v, %v:\n%s", d2, err, out)
+		}
+		toks := xmltest.Scan(t, in)
+		l, _ := xmltest.Find(t, in, "domain", "os", "loader")
+		lo, hi := l.TagEnd, toks[l.Close].Start
+		if l.TagEnd == l.End {
+			lo, hi = l.TagEnd-len("/>"), l.TagEnd
+		}
+		if !bytes.HasPrefix(out, in[:lo]) || !bytes.HasSuffix(out[lo:], in[hi:]) {
+			t.Fatalf("bytes outside [%d, %d) changed:\n%q\n%q", lo, hi, in, out)
+		}
+		want := append(tokensOf(toks[:l.Open+1]), xml.CharData(path))
+		want = append(want, tokensOf(toks[l.Close:])...)
+		if got := xmltest.Tokens(t, out); !reflect.DeepEqual(got, want) {
+			t.Fatalf("tokens %#v, want %#v", got, want)
+		}
+	})
+}
