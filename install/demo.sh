@@ -11,6 +11,8 @@
 # removed at the end, also on failure or Ctrl-C.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=libvirtlib.sh
+. install/libvirtlib.sh
 
 BIN=$PWD/bin/libvirt-nvram-hook
 NAME=nvram-hook-demo
@@ -40,23 +42,8 @@ v() { virsh -q -c "$URI" "$@"; }
 
 # --- what to undo -----------------------------------------------------------
 our_virtlogd='' our_libvirtd='' daemon_pid='' made_run_dir='' made_qemu_d='' made_demo=''
-made_markers=()
 made_guest='' guest_defined='' entry_added='' entry_aside='' conf_aside='' qemuconf_saved='' reloaded=''
 
-stop_pid() { # PID NAME: SIGTERM, wait up to 20 s, then SIGKILL
-	local pid=$1
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 0
-	kill "$pid" 2>/dev/null || return 0
-	for _ in $(seq 100); do
-		[ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || return 0
-		sleep 0.2
-	done
-	kill -9 "$pid" 2>/dev/null
-}
-
-live_daemons() { # libvirt daemons still running (zombies left to init do not count)
-	ps -eo stat=,pid=,comm= | awk '$1 !~ /^Z/ && ($3 == "libvirtd" || $3 == "virtlogd" || $3 == "virtqemud") { print $2 }'
-}
 
 reload_daemon() {
 	if [ -n "$daemon_pid" ]; then
@@ -86,15 +73,15 @@ cleanup() {
 		cat "$QEMUCONF_BAK" >"$QEMUCONF" && rm -f "$QEMUCONF_BAK" && say "restored $QEMUCONF"
 	fi
 	if [ -n "$our_libvirtd" ]; then
-		stop_pid "$our_libvirtd" libvirtd && say "stopped the libvirtd the demo started (pid $our_libvirtd)"
+		lvl_stop "$our_libvirtd" libvirtd && say "stopped the libvirtd the demo started (pid $our_libvirtd)"
 	elif [ -n "$reloaded" ]; then
 		reload_daemon && say "reloaded libvirtd: it no longer sees the hook"
 	fi
-	[ -n "$our_virtlogd" ] && stop_pid "$our_virtlogd" virtlogd && say "stopped the virtlogd the demo started (pid $our_virtlogd)"
-	if [ -n "$made_run_dir" ] && [ -z "$(live_daemons)" ]; then
+	[ -n "$our_virtlogd" ] && lvl_stop "$our_virtlogd" virtlogd && say "stopped the virtlogd the demo started (pid $our_virtlogd)"
+	if [ -n "$made_run_dir" ] && [ -z "$(lvl_live libvirtd virtlogd virtqemud)" ]; then
 		rm -rf /run/libvirt
-	elif [ "${#made_markers[@]}" -gt 0 ]; then
-		rm -f "${made_markers[@]}"
+	elif [ "${#lvl_made_markers[@]}" -gt 0 ]; then
+		rm -f "${lvl_made_markers[@]}"
 	fi
 	[ -n "$made_demo" ] && rm -rf "$DEMO" && say "removed $DEMO"
 	if [ "$rc" -eq 0 ]; then
@@ -114,15 +101,10 @@ if grep -qE '^[[:space:]]*nvram[[:space:]]*=' "$QEMUCONF" 2>/dev/null; then
 fi
 
 step "Installing what is missing (libvirt, QEMU, OVMF)"
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	say "installing: ${missing[*]}"
-	apt-get update -q || die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PKGS[@]}" ||
-		die "could not install ${missing[*]}"
+missing=$(lvl_missing "${PKGS[@]}" | tr '\n' ' ')
+if [ -n "$missing" ]; then
+	say "installing: $missing"
+	lvl_install "${PKGS[@]}" 2>&1 || die "could not install $missing"
 else
 	say "all there: ${PKGS[*]}"
 fi
@@ -159,14 +141,8 @@ else
 	[ -e /run/libvirt ] || made_run_dir=1 # virtlogd and libvirtd make it
 	# The markers libvirt checks before autostarting networks, pools and
 	# guests: our short-lived daemon autostarts nothing of the machine's.
-	for d in qemu network storage; do
-		if [ ! -e "/run/libvirt/$d/autostarted" ]; then
-			mkdir -p "/run/libvirt/$d" && : >"/run/libvirt/$d/autostarted" && made_markers+=("/run/libvirt/$d/autostarted")
-		fi
-	done
-	if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
-		chgrp kvm /dev/kvm && chmod 660 /dev/kvm # what udev does on a normal host
-	fi
+	lvl_markers
+	lvl_kvm_group
 	if ! { [ -e /run/virtlogd.pid ] && [ -e "/proc/$(cat /run/virtlogd.pid)" ]; }; then
 		virtlogd -d || die "virtlogd -d failed"
 		our_virtlogd=$(cat /run/virtlogd.pid)

@@ -1463,3 +1463,29 @@ func TestRPMQueriesAndTestInstall(t *testing.T) {
 	}
 	sameTree(t, keep, snapshot(t, root+"/var/lib/libvirt"))
 }
+
+// libvirtlib.sh (demo.sh, the bench's virsh.sh): lvl_live finds a daemon by
+// name, lvl_stop ends it and waits until it is gone, and leaves a process
+// alone whose pid no longer names that daemon.
+func TestLibvirtLibStop(t *testing.T) {
+	needLinux(t)
+	needTool(t, "bash")
+	lib := here(t, "libvirtlib.sh")
+	f := startFake(t, "libvirtd")
+	live := run(t, nil, "bash", "-c", `. "$0"; lvl_live libvirtd virtqemud`, lib)
+	if !regexp.MustCompile(`(?m)^` + f.pid() + `$`).MatchString(live.stdout) {
+		t.Errorf("lvl_live libvirtd virtqemud = %q, want it to list %s", live.stdout, f.pid())
+	}
+	other := startFake(t, "not-libvirtd")
+	run(t, nil, "bash", "-c", `. "$0"; lvl_stop "$1" libvirtd`, lib, other.pid())
+	if ended, err := other.ended(100 * time.Millisecond); ended {
+		t.Fatalf("lvl_stop ended a process that is not libvirtd: %v", err)
+	}
+	r := run(t, nil, "bash", "-c", `. "$0"; lvl_stop "$1" libvirtd; [ ! -e /proc/"$1" ] && echo gone`, lib, f.pid())
+	if strings.TrimSpace(r.stdout) != "gone" {
+		t.Errorf("after lvl_stop the daemon's /proc entry is still there: %q %q", r.stdout, r.stderr)
+	}
+	if ended, _ := f.ended(time.Second); !ended {
+		t.Error("lvl_stop did not end the daemon")
+	}
+}

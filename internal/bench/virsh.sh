@@ -15,7 +15,9 @@
 # Environment: BENCH_VIRSH_BLOCKS (6), BENCH_VIRSH_N (6 warm + 6 first
 # starts per block).
 set -uo pipefail
-# shellcheck disable=SC2317 # cleanup and stop_pid run from the EXIT trap
+# shellcheck disable=SC2317 # cleanup runs from the EXIT trap
+# shellcheck source=../../install/libvirtlib.sh
+. "$(dirname "$0")/../../install/libvirtlib.sh"
 
 LOCK=/run/nvram-hook-real-libvirt.lock
 if [ "${NVRAM_HOOK_BENCH_LOCKED:-}" != 1 ]; then
@@ -45,27 +47,11 @@ CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 PKGS=(libvirt-daemon-system libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 ovmf)
 
-live_daemons() { # running libvirt daemons (zombies left to init do not count)
-	ps -eo stat=,pid=,comm= | awk -v want="$1" '$1 !~ /^Z/ && $3 == want { print $2 }'
-}
 
 # --- what to undo -----------------------------------------------------------
 our_virtlogd='' our_libvirtd='' made_run_dir='' made_qemu_d='' conf_aside='' conf_ours=''
 guest_defined='' work=''
-made_markers=()
 
-stop_pid() { # PID NAME: SIGTERM, wait up to 20 s for it to be gone, then SIGKILL
-	local pid=$1
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 0
-	kill "$pid" 2>/dev/null || return 0
-	# Gone, not only a zombie leader: libvirtd's other threads still run
-	# while the main thread's entry already shows Z.
-	for _ in $(seq 100); do
-		[ -e "/proc/$pid" ] || return 0
-		sleep 0.2
-	done
-	grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || kill -9 "$pid" 2>/dev/null
-}
 
 cleanup() {
 	local rc=$?
@@ -79,12 +65,12 @@ cleanup() {
 	[ -n "$made_qemu_d" ] && rmdir "$HOOKS/qemu.d" 2>/dev/null
 	[ -n "$conf_ours" ] && rm -f "$CONF"
 	[ -n "$conf_aside" ] && mv -f "$CONF_ASIDE" "$CONF"
-	[ -n "$our_libvirtd" ] && stop_pid "$our_libvirtd" libvirtd
-	[ -n "$our_virtlogd" ] && stop_pid "$our_virtlogd" virtlogd
-	if [ -n "$made_run_dir" ] && [ -z "$(live_daemons libvirtd)$(live_daemons virtlogd)$(live_daemons virtqemud)" ]; then
+	[ -n "$our_libvirtd" ] && lvl_stop "$our_libvirtd" libvirtd
+	[ -n "$our_virtlogd" ] && lvl_stop "$our_virtlogd" virtlogd
+	if [ -n "$made_run_dir" ] && [ -z "$(lvl_live libvirtd virtlogd virtqemud)" ]; then
 		rm -rf /run/libvirt
-	elif [ "${#made_markers[@]}" -gt 0 ]; then
-		rm -f "${made_markers[@]}"
+	elif [ "${#lvl_made_markers[@]}" -gt 0 ]; then
+		rm -f "${lvl_made_markers[@]}"
 	fi
 	[ -n "$work" ] && rm -rf "$work"
 	[ "$rc" -eq 0 ] || say "the virsh part FAILED (exit $rc); everything it added is removed"
@@ -92,19 +78,13 @@ cleanup() {
 }
 
 # --- preconditions ----------------------------------------------------------
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	say "installing ${missing[*]}"
-	apt-get update -q >&2 || die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PKGS[@]}" >&2 ||
-		die "could not install ${missing[*]}"
+missing=$(lvl_missing "${PKGS[@]}" | tr '\n' ' ')
+if [ -n "$missing" ]; then
+	say "installing $missing"
+	lvl_install "${PKGS[@]}" || die "could not install $missing"
 fi
-for d in libvirtd virtqemud; do
-	[ -z "$(live_daemons "$d")" ] || die "a $d is running (pid $(live_daemons "$d" | tr '\n' ' ')): the bench starts its own daemon and will not use or stop another one"
-done
+others=$(lvl_live libvirtd virtqemud | tr '\n' ' ')
+[ -z "$others" ] || die "a libvirt daemon is running (pid $others): the bench starts its own and will not use or stop another one"
 if [ -e "$HOOKS/qemu" ] || [ -n "$(ls -A "$HOOKS/qemu.d" 2>/dev/null)" ]; then
 	die "$HOOKS has qemu hooks already ($(ls -A "$HOOKS/qemu" "$HOOKS/qemu.d" 2>/dev/null | tr '\n' ' ')): the bench measures a host whose only hook is this one"
 fi
@@ -133,15 +113,9 @@ ln -s "$HOOK" "$ENTRY"
 
 # --- libvirtd ----------------------------------------------------------------
 [ -e /run/libvirt ] || made_run_dir=1
-for d in qemu network storage; do # our daemon autostarts nothing of the machine's
-	if [ ! -e "/run/libvirt/$d/autostarted" ]; then
-		mkdir -p "/run/libvirt/$d" && : >"/run/libvirt/$d/autostarted" && made_markers+=("/run/libvirt/$d/autostarted")
-	fi
-done
-if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
-	chgrp kvm /dev/kvm && chmod 660 /dev/kvm # what udev does on a normal host
-fi
-if [ -z "$(live_daemons virtlogd)" ]; then
+lvl_markers # our daemon autostarts nothing of the machine's
+lvl_kvm_group
+if [ -z "$(lvl_live virtlogd)" ]; then
 	virtlogd -d || die "virtlogd -d failed"
 	for _ in $(seq 50); do [ -s /run/virtlogd.pid ] && break; sleep 0.1; done
 	our_virtlogd=$(cat /run/virtlogd.pid)

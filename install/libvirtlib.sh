@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# libvirtlib.sh: bash helpers shared by the scripts that run a real libvirtd
+# of their own (install/demo.sh, internal/bench/virsh.sh): packages, the
+# daemons' processes, and the run-time markers that keep a short-lived
+# daemon from autostarting the machine's guests, networks and pools.
+
+# lvl_missing PKG...: print the Debian packages of the list not installed.
+lvl_missing() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+	done
+}
+
+# lvl_install PKG...: install the packages that are missing with apt-get;
+# apt's output goes to stderr. Fails if they cannot be installed.
+lvl_install() {
+	local missing
+	missing=$(lvl_missing "$@")
+	[ -n "$missing" ] || return 0
+	apt-get update -q >&2 || return 1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >&2
+}
+
+# lvl_live NAME...: pids of running processes with these names (zombies left
+# to init do not count).
+lvl_live() {
+	ps -eo stat=,pid=,comm= | awk -v names=" $* " '$1 !~ /^Z/ && index(names, " " $3 " ") { print $2 }'
+}
+
+# lvl_stop PID NAME: SIGTERM to PID if it still is NAME, wait up to 20 s for
+# it to be gone, then SIGKILL. Gone, not a zombie leader: libvirtd's other
+# threads still run while its main thread's entry already shows Z.
+lvl_stop() {
+	local pid=$1
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 0
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 100); do
+		[ -e "/proc/$pid" ] || return 0
+		sleep 0.2
+	done
+	grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null || kill -9 "$pid" 2>/dev/null
+	return 0
+}
+
+# lvl_markers: create the markers libvirtd checks before autostarting
+# domains, networks and storage pools (/run/libvirt/DRIVER/autostarted),
+# where missing, and append each one made to the array lvl_made_markers.
+lvl_made_markers=()
+lvl_markers() {
+	local d
+	for d in qemu network storage; do
+		if [ ! -e "/run/libvirt/$d/autostarted" ]; then
+			mkdir -p "/run/libvirt/$d" && : >"/run/libvirt/$d/autostarted" &&
+				lvl_made_markers+=("/run/libvirt/$d/autostarted")
+		fi
+	done
+}
+
+# lvl_kvm_group: /dev/kvm group kvm, mode 0660, which udev does on a normal
+# host (there is no udev here, so the node is root-only and libvirt finds
+# KVM unusable for the qemu user).
+lvl_kvm_group() {
+	if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+		chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+	fi
+}
