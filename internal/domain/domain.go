@@ -523,22 +523,28 @@ func (d *Domain) SetLoader(path string) error {
 }
 
 // SetVarstorePath sets path= on a <varstore> that names no file.
-func (d *Domain) SetVarstorePath(path string) error {
-	if d.varstore == nil || d.Varstore.Path != "" {
-		return errors.New("domain: SetVarstorePath needs a <varstore> without path")
-	}
-	d.varstoreAttrs = setAttr(d.varstoreAttrs, "path", path)
-	d.Varstore.Path = path
-	return nil
-}
+func (d *Domain) SetVarstorePath(path string) error { return d.setVarstore("path", path) }
 
 // SetVarstoreTemplate sets template= on a <varstore> that has none.
 func (d *Domain) SetVarstoreTemplate(template string) error {
-	if d.varstore == nil || d.Varstore.Template != "" {
-		return errors.New("domain: SetVarstoreTemplate needs a <varstore> without template")
+	return d.setVarstore("template", template)
+}
+
+// setVarstore sets the attribute name (path or template) of <varstore>,
+// which must not have a value for it yet.
+func (d *Domain) setVarstore(name, value string) error {
+	if d.varstore == nil {
+		return fmt.Errorf("domain: setting %s= needs a <varstore>", name)
 	}
-	d.varstoreAttrs = setAttr(d.varstoreAttrs, "template", template)
-	d.Varstore.Template = template
+	cur := &d.Varstore.Path
+	if name == "template" {
+		cur = &d.Varstore.Template
+	}
+	if *cur != "" {
+		return fmt.Errorf("domain: <varstore> has a %s= already", name)
+	}
+	d.varstoreAttrs = setAttr(d.varstoreAttrs, name, value)
+	*cur = value
 	return nil
 }
 
