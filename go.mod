@@ -8,3 +8,5 @@ require (
 	golang.org/x/sys v0.50.0
 	gopkg.in/ini.v1 v1.68.0
 )
+
+require github.com/hanwen/go-fuse/v2 v2.12.1
