@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -93,30 +94,22 @@ func Exists(path string) (bool, error) {
 		case err == nil && to.Mode().IsRegular():
 			return true, nil
 		case err == nil:
-			return false, fmt.Errorf("%s: %w (a symlink to %s)", path, ErrNotRegular, kind(to.Mode()))
+			return false, fmt.Errorf("%s: %w (a symlink to %s)", path, ErrNotRegular, kind(to))
 		case errors.Is(err, os.ErrNotExist):
 			return false, fmt.Errorf("%s: %w (a dangling symlink); refusing to create a varstore through it", path, ErrNotRegular)
 		}
 		return false, fmt.Errorf("%s: %w (a symlink that cannot be followed: %v)", path, ErrNotRegular, errors.Unwrap(err))
 	}
 	if !fi.Mode().IsRegular() {
-		return false, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(fi.Mode()))
+		return false, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, kind(fi))
 	}
 	return true, nil
 }
 
-func kind(m os.FileMode) string {
-	switch {
-	case m&os.ModeSymlink != 0:
-		return "a symlink"
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&os.ModeSocket != 0:
-		return "a socket"
+// kind names what fi is ("a FIFO"), as safeopen does for a descriptor.
+func kind(fi os.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return safeopen.Kind(st.Mode)
 	}
 	return "not a regular file"
 }
@@ -244,25 +237,9 @@ func existsAt(dfd int, name, target string) (bool, error) {
 		return false, &os.PathError{Op: "stat", Path: target, Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, fmt.Errorf("%s: %w (%s); refusing to create a varstore there", target, ErrNotRegular, kind(fileMode(st.Mode)))
+		return false, fmt.Errorf("%s: %w (%s); refusing to create a varstore there", target, ErrNotRegular, safeopen.Kind(st.Mode))
 	}
 	return true, nil
-}
-
-func fileMode(m uint32) os.FileMode {
-	switch m & unix.S_IFMT {
-	case unix.S_IFLNK:
-		return os.ModeSymlink
-	case unix.S_IFDIR:
-		return os.ModeDir
-	case unix.S_IFBLK, unix.S_IFCHR:
-		return os.ModeDevice
-	case unix.S_IFIFO:
-		return os.ModeNamedPipe
-	case unix.S_IFSOCK:
-		return os.ModeSocket
-	}
-	return 0
 }
 
 // openTemplate opens the template (safeopen: never blocks, regular files
