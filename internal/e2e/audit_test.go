@@ -21,13 +21,13 @@ import (
 // guest with a file varstore and what a start would do, reports PROBLEM for
 // a varstore that does not fit its loader's flash layout and for one that
 // cannot be created, exits 1, and changes no file (nvram dirs, domain XML).
-func testAudit(t *testing.T) {
-	a := env.a
-	okG := guest{name: guestPrefix + "s14-ok", loader: env.customCode}
-	missingG := guest{name: guestPrefix + "s14-missing", loader: env.customCode}
-	orphanG := guest{name: guestPrefix + "s14-orphan", loader: env.orphanCode}
-	badG := guest{name: guestPrefix + "s14-missized", loader: ovmfCode}
-	biosG := guest{name: guestPrefix + "s14-bios"}
+func testAudit(t *testing.T, h *host) {
+	a := h
+	okG := guest{name: a.guest("s14-ok"), loader: a.customCode}
+	missingG := guest{name: a.guest("s14-missing"), loader: a.customCode}
+	orphanG := guest{name: a.guest("s14-orphan"), loader: env.orphanCode}
+	badG := guest{name: a.guest("s14-missized"), loader: ovmfCode}
+	biosG := guest{name: a.guest("s14-bios")}
 	for _, g := range []guest{okG, missingG, orphanG, badG, biosG} {
 		defineGuest(t, a, g)
 	}
@@ -38,9 +38,9 @@ func testAudit(t *testing.T) {
 		virsh(t, a, "destroy", g.name)
 		requireState(t, a, g.name, "shut off")
 	}
-	requireSameFile(t, a.varstore(okG.name), env.customVars, "varstore of "+okG.name)
+	requireSameFile(t, a.varstore(okG.name), a.customVars, "varstore of "+okG.name)
 	bad := a.varstore(badG.name)
-	requireSameFile(t, bad, ovmfVars, "varstore of "+badG.name)
+	requireSameFile(t, bad, a.local(ovmfVars), "varstore of "+badG.name)
 	// The classic mistake: a 2 MiB-era varstore under 4 MiB code.
 	if err := os.Truncate(bad, 131072); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,12 @@ func testAudit(t *testing.T) {
 
 	watched := []string{a.nvramDir, env.altNvram, filepath.Join(a.etc, "qemu")}
 	before := snapshotDirs(t, watched...)
-	cmd := exec.Command(env.hookBin, "check", "--audit", filepath.Join(a.etc, "qemu"))
+	// Run where the host's libvirt runs (a root host: in its namespace and
+	// root, where the hook's own files are).
+	cmd := exec.Command(env.hookBin, "check", "--audit", "/etc/libvirt/qemu")
+	if a.root != "" {
+		cmd = exec.Command("nsenter", "-t", strconv.Itoa(a.pid), "-m", "-r", "--", env.hookBin, "check", "--audit", "/etc/libvirt/qemu")
+	}
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -62,7 +67,7 @@ func testAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := stdout.String()
-	t.Logf("check --audit %s: exit %d\n%s%s", filepath.Join(a.etc, "qemu"), code, out, stderr.String())
+	t.Logf("check --audit /etc/libvirt/qemu on host %s: exit %d\n%s%s", a.name, code, out, stderr.String())
 	if after := snapshotDirs(t, watched...); after != before {
 		t.Errorf("check --audit changed files:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
@@ -76,10 +81,10 @@ func testAudit(t *testing.T) {
 		words  []string
 	}{
 		// libvirt knows no template for a custom loader: a reset fails.
-		{okG, "PROBLEM", []string{a.varstore(okG.name), "exists", "540672 bytes", env.customVars, "--reset-nvram"}},
-		{missingG, "PROBLEM", []string{a.varstore(missingG.name), "missing", env.customVars, "--reset-nvram"}},
-		{orphanG, "PROBLEM", []string{a.varstore(orphanG.name), "missing", "no varstore template for loader " + env.orphanCode}},
-		{badG, "PROBLEM", []string{bad, "131072 bytes", ovmfCode, "540672"}},
+		{okG, "PROBLEM", []string{a.varstorePath(okG.name), "exists", "540672 bytes", a.customVars, "--reset-nvram"}},
+		{missingG, "PROBLEM", []string{a.varstorePath(missingG.name), "missing", a.customVars, "--reset-nvram"}},
+		{orphanG, "PROBLEM", []string{a.varstorePath(orphanG.name), "missing", "no varstore template for loader " + env.orphanCode}},
+		{badG, "PROBLEM", []string{a.varstorePath(badG.name), "131072 bytes", ovmfCode, "540672"}},
 	}
 	lines := auditLines(out)
 	for _, e := range expect {

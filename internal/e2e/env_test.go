@@ -51,7 +51,11 @@ const (
 // host is one libvirt daemon. Paths are as seen from the test process (the
 // root mount namespace); for host B they point into its private tree.
 type host struct {
-	name       string
+	name       string // A, B, or the libvirt version of a root host (11.3, 12.8)
+	gen        string // the libvirt generation it stands for (9.0, 11.3, 12.8)
+	suite      string // Debian suite of its libvirt
+	tag        string // put in guest names so that hosts never share one
+	root       string // "" for A and B; the merged overlay a root host runs chrooted in
 	uri        string
 	pidFile    string
 	pid        int
@@ -61,7 +65,41 @@ type host struct {
 	hookEntry  string // <etc>/hooks/qemu.d/50-nvram
 	hookConf   string // <etc>/nvram-hook.conf
 	hookLog    string // [log] target of the hook on this host
+	qemuUID    int    // the host's libvirt-qemu user
+	qemuGID    int
+	// Per-host firmware copies in the work dir (bound into root hosts at
+	// the same path): the host's own OVMF 4M and AAVMF at custom paths,
+	// mapped in every host's hook config.
+	customCode, customVars string
+	aaCode, aaVars         string
+	vars2M                 string // a 131072-byte (2 MiB-era) OVMF template
+	virtlogdPid            int
+	overlay                [3]string // root hosts: lower (the cached root), upper, overlay work dir
+	version                string // what `virsh version` says the daemon runs
 }
+
+// local maps a path as the host's libvirt sees it to the path the test
+// process reads. The work dir is the same path everywhere.
+func (h *host) local(p string) string {
+	if env != nil && env.work != "" && (p == env.work || strings.HasPrefix(p, env.work+"/")) {
+		return p
+	}
+	switch {
+	case h.root != "":
+		return filepath.Join(h.root, p)
+	case h.name == "B":
+		bdir := filepath.Dir(h.etc)
+		for _, m := range [][2]string{{"/etc/libvirt", "etc"}, {"/run/libvirt", "run"}, {"/var/lib/libvirt", "lib"}, {"/var/log/libvirt", "log"}, {"/var/cache/libvirt", "cache"}} {
+			if p == m[0] || strings.HasPrefix(p, m[0]+"/") {
+				return filepath.Join(bdir, m[1], strings.TrimPrefix(p, m[0]))
+			}
+		}
+	}
+	return p
+}
+
+// guest names a guest of scenario short on this host.
+func (h *host) guest(short string) string { return guestPrefix + h.tag + short }
 
 // environment is everything TestMain built; tests read it through env.
 type environment struct {
@@ -78,7 +116,11 @@ type environment struct {
 	saveDir    string
 	qemuUID    int
 	qemuGID    int
+	vars2M     string // a copy of the 131072-byte OVMF_VARS.fd (trixie and sid have none)
 	a, b       *host
+	gens       []*host // one host per libvirt generation: A (9.0), then the root hosts
+	all        []*host // every host, for cleanups
+	genSkips   map[string]string // generation -> why it has no host
 
 	mu       sync.Mutex
 	undo     []undoStep
@@ -137,6 +179,8 @@ func TestMain(m *testing.M) {
 	}()
 
 	code := m.Run()
+	recordTiming("whole suite (setup, scenarios, teardown)", time.Since(start))
+	printTable([]string{"9.0", "11.3", "12.8"})
 	if code != 0 {
 		env.keepWork = true
 	}
@@ -239,42 +283,69 @@ func (e *environment) setup() error {
 	}
 
 	e.a = &host{
-		name: "A", uri: uriA, pidFile: "/run/libvirtd.pid",
+		name: "A", gen: "9.0", suite: "bookworm", uri: uriA, pidFile: "/run/libvirtd.pid",
 		etc: "/etc/libvirt", nvramDir: systemNvramDir, qemuLogDir: qemuLogDirA,
 		hookLog: filepath.Join(e.work, "log", "hook-A.log"),
+		qemuUID: e.qemuUID, qemuGID: e.qemuGID,
+		customCode: e.customCode, customVars: e.customVars, aaCode: e.aaCode, aaVars: e.aaVars,
+		vars2M: ovmf2MVars,
 	}
 	bdir := filepath.Join(e.work, "B")
 	e.b = &host{
-		name: "B", uri: "qemu+unix:///system?socket=" + filepath.Join(bdir, "run", "libvirt-sock"),
+		name: "B", gen: "9.0", suite: "bookworm", tag: "b-",
+		uri:     "qemu+unix:///system?socket=" + filepath.Join(bdir, "run", "libvirt-sock"),
 		pidFile: filepath.Join(bdir, "libvirtd.pid"),
 		etc:     filepath.Join(bdir, "etc"), nvramDir: filepath.Join(bdir, "lib", "qemu", "nvram"),
 		qemuLogDir: filepath.Join(bdir, "log", "qemu"),
 		hookLog:    filepath.Join(e.work, "log", "hook-B.log"),
+		qemuUID:    e.qemuUID, qemuGID: e.qemuGID,
+		customCode: e.customCode, customVars: e.customVars, aaCode: e.aaCode, aaVars: e.aaVars,
+		vars2M: ovmf2MVars,
 	}
 	for _, h := range []*host{e.a, e.b} {
 		h.hookEntry = filepath.Join(h.etc, "hooks", "qemu.d", hookEntryName)
 		h.hookConf = filepath.Join(h.etc, "nvram-hook.conf")
 	}
+	e.gens = []*host{e.a}
+	e.all = []*host{e.a, e.b}
+	roots, err := e.rootHosts()
+	if err != nil {
+		return err
+	}
+	for _, h := range roots {
+		if err := e.prepareRootFirmware(h); err != nil {
+			return err
+		}
+	}
+	// The root hosts start while A and B do (QEMU probing is most of it).
+	rootErr := make(chan error, 1)
+	go func() { rootErr <- e.startRootHosts(roots) }()
+	waitRoots := func(err error) error {
+		if rerr := <-rootErr; err == nil {
+			err = rerr
+		}
+		return err
+	}
 
 	// The hook goes in before the daemons start, so that they find it.
 	if err := e.installHookA(); err != nil {
-		return err
+		return waitRoots(err)
 	}
 	// virtlogd creates /run/libvirt too: note now whether it was there.
 	if _, err := os.Stat("/run/libvirt"); errors.Is(err, fs.ErrNotExist) {
 		e.push("remove /run/libvirt", func() error { return os.RemoveAll("/run/libvirt") })
 	}
 	if err := e.startVirtlogd(); err != nil {
-		return err
+		return waitRoots(err)
 	}
 	if err := e.suppressAutostart("/run/libvirt"); err != nil {
-		return err
+		return waitRoots(err)
 	}
 	if err := e.startDaemon(e.a, exec.Command("libvirtd", "-d")); err != nil {
-		return err
+		return waitRoots(err)
 	}
 	if err := e.buildHostB(bdir); err != nil {
-		return err
+		return waitRoots(err)
 	}
 	script := strings.Join([]string{
 		"set -e",
@@ -286,7 +357,7 @@ func (e *environment) setup() error {
 		"mount --bind " + shq(bdir+"/cache") + " /var/cache/libvirt",
 		"exec libvirtd -d -p " + shq(e.b.pidFile),
 	}, "\n")
-	return e.startDaemon(e.b, exec.Command("unshare", "-m", "sh", "-c", script))
+	return waitRoots(e.startDaemon(e.b, exec.Command("unshare", "-m", "sh", "-c", script)))
 }
 
 // prepareFiles lays out the work dir: the hook copy, firmware copies, varstore
@@ -317,6 +388,10 @@ func (e *environment) prepareFiles(built string) error {
 			return err
 		}
 	}
+	e.vars2M = filepath.Join(e.work, "fw", "OVMF_VARS_2M.fd")
+	if err := copyFile(ovmf2MVars, e.vars2M, 0o644); err != nil {
+		return err
+	}
 	e.altNvram = filepath.Join(e.work, "nvram-alt")
 	e.shared = filepath.Join(e.work, "nvram-shared")
 	e.saveDir = filepath.Join(e.work, "save")
@@ -335,19 +410,28 @@ func (e *environment) prepareFiles(built string) error {
 // custom loader mapped to its VARS, varstores for filter-added <nvram> in
 // altNvram, and every dir the suite uses allowed.
 func (e *environment) hookConfig(h *host) string {
+	var pairs []string
+	seen := map[string]bool{}
+	for _, o := range e.all {
+		for _, p := range []string{o.customCode + ":" + o.customVars, o.aaCode + ":" + o.aaVars} {
+			if !seen[p] {
+				seen[p] = true
+				pairs = append(pairs, "nvram = "+p)
+			}
+		}
+	}
 	return fmt.Sprintf(`; written by the libvirt-nvram-hook e2e suite (internal/e2e); removed at its end
 [nvram]
 dir = %s
 allowed_dirs = %s:%s:%s
 
 [templates]
-nvram = %s:%s
-nvram = %s:%s
+%s
 
 [log]
 target = file:%s
 level = debug
-`, e.altNvram, systemNvramDir, e.altNvram, e.shared, e.customCode, e.customVars, e.aaCode, e.aaVars, h.hookLog)
+`, e.altNvram, systemNvramDir, e.altNvram, e.shared, strings.Join(pairs, "\n"), h.hookLog)
 }
 
 func setupKVM() error {
@@ -540,9 +624,10 @@ func (e *environment) startDaemon(h *host, cmd *exec.Cmd) error {
 	})
 	var last []byte
 	for time.Since(t0) < 90*time.Second {
-		c := exec.Command("virsh", "-c", h.uri, "version")
+		c := exec.Command("virsh", "-c", h.uri, "version", "--daemon")
 		c.Env = virshEnv()
 		if last, err = c.CombinedOutput(); err == nil {
+			h.version = versionLine(string(last))
 			logf("libvirtd %s pid %d answers after %s", h.name, pid, time.Since(t0).Round(time.Millisecond))
 			return nil
 		}
@@ -638,7 +723,7 @@ func (e *environment) removeGuests(h *host) {
 	}
 	for _, pid := range ourQemuPids() {
 		// A goes last: then whatever is left of ours goes too.
-		if h == e.a || procNamespaceMatches(pid, h) {
+		if (h == e.a && h.root == "") || procNamespaceMatches(pid, h) {
 			logf("teardown: killing leftover QEMU pid %d", pid)
 			stopPid(pid, "")
 		}
@@ -675,6 +760,9 @@ func procPids(keep func(pid int) bool) []int {
 // procNamespaceMatches tells whether pid belongs to host h: B's QEMUs live in
 // B's mount namespace (the one of B's libvirtd).
 func procNamespaceMatches(pid int, h *host) bool {
+	if h.root != "" {
+		return procRoot(pid) == h.root
+	}
 	ns := func(p int) string { s, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p)); return s }
 	want := ns(os.Getpid()) // host A's
 	if h.name == "B" {

@@ -39,6 +39,8 @@ type guest struct {
 	aarch64 bool
 	// secure: <loader secure='yes'> and SMM on (Secure Boot firmware).
 	secure bool
+	// uid, gid: the QEMU user of the host it is defined on (staticOwner).
+	uid, gid int
 }
 
 func (g guest) xml() string {
@@ -59,7 +61,11 @@ func (g guest) xml() string {
 	}
 	var sec string
 	if g.staticOwner {
-		sec = fmt.Sprintf("\n  <seclabel type='static' model='dac' relabel='no'><label>+%d:+%d</label></seclabel>", env.qemuUID, env.qemuGID)
+		uid, gid := g.uid, g.gid
+		if uid == 0 {
+			uid, gid = env.qemuUID, env.qemuGID
+		}
+		sec = fmt.Sprintf("\n  <seclabel type='static' model='dac' relabel='no'><label>+%d:+%d</label></seclabel>", uid, gid)
 	}
 	if g.aarch64 {
 		return fmt.Sprintf(`<domain type='qemu'>
@@ -72,6 +78,7 @@ func (g guest) xml() string {
   <cpu mode='custom' match='exact'><model>cortex-a57</model></cpu>
   <devices>
     <emulator>/usr/bin/qemu-system-aarch64</emulator>
+    <memballoon model='none'/>
   </devices>%s
 </domain>
 `, xmlEscape(g.name), fw, sec)
@@ -86,6 +93,7 @@ func (g guest) xml() string {
   <features>%s</features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <memballoon model='none'/>
   </devices>%s
 </domain>
 `, xmlEscape(g.name), fw, features, sec)
@@ -101,6 +109,9 @@ func xmlEscape(s string) string {
 // together with every file the suite may have made for it.
 func defineGuest(t *testing.T, h *host, g guest) {
 	t.Helper()
+	if g.uid == 0 {
+		g.uid, g.gid = h.qemuUID, h.qemuGID
+	}
 	p := filepath.Join(env.work, "xml", g.name+".xml")
 	if err := os.WriteFile(p, []byte(g.xml()), 0o644); err != nil {
 		t.Fatal(err)
@@ -110,7 +121,8 @@ func defineGuest(t *testing.T, h *host, g guest) {
 }
 
 func removeGuest(t *testing.T, name string) {
-	for _, h := range []*host{env.b, env.a} {
+	for i := len(env.all) - 1; i >= 0; i-- {
+		h := env.all[i]
 		virshRaw(h, "destroy", name)
 		virshRaw(h, "undefine", "--nvram", name)
 		for _, p := range []string{
@@ -129,7 +141,11 @@ func removeGuest(t *testing.T, name string) {
 	}
 }
 
+// varstore is libvirt's default varstore of name on h, as the test process
+// reads it; varstorePath the same as h's libvirt names it.
 func (h *host) varstore(name string) string { return filepath.Join(h.nvramDir, name+"_VARS.fd") }
+
+func (h *host) varstorePath(name string) string { return filepath.Join(systemNvramDir, name+"_VARS.fd") }
 
 func savePath(name string) string { return filepath.Join(env.saveDir, name+".save") }
 
@@ -370,10 +386,10 @@ func migrate(t *testing.T, name string, flags ...string) {
 // descriptors give for loader, the way libvirt does: /etc/qemu/firmware
 // overrides /usr/share/qemu/firmware by file name, sorted by name, first
 // match wins.
-func descriptorTemplate(t *testing.T, loader string) string {
+func descriptorTemplate(t *testing.T, h *host, loader string) string {
 	t.Helper()
 	files := map[string]string{}
-	for _, dir := range []string{"/usr/share/qemu/firmware", "/etc/qemu/firmware"} {
+	for _, dir := range []string{h.local("/usr/share/qemu/firmware"), h.local("/etc/qemu/firmware")} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if strings.HasSuffix(e.Name(), ".json") {
@@ -453,18 +469,23 @@ func defineFailingWithoutHook(t *testing.T, a *host, g guest) string {
 	t.Helper()
 	defineGuest(t, a, g)
 	vs, _ := nvramOf(t, a, g.name, "--inactive")
-	if want := a.varstore(g.name); vs != want {
+	if want := a.varstorePath(g.name); vs != want {
 		t.Fatalf("libvirt filled <nvram>%s</nvram>, expected %s", vs, want)
 	}
-	requireNoFile(t, vs)
+	requireNoFile(t, a.local(vs))
 
 	hookOff(t, a)
 	out := virshFails(t, a, "start", g.name)
-	if !strings.Contains(out, "unable to find any master var store for loader") {
-		t.Fatalf("without the hook, start failed but not with libvirt's missing-template error:\n%s", out)
+	// 9.0 and 11.3 name the loader, 12.8 the varstore.
+	named := g.loader
+	if a.gen == "12.8" {
+		named = vs
+	}
+	if !strings.Contains(out, "unable to find any master var store for loader: "+named) {
+		t.Fatalf("without the hook, start failed but not with libvirt %s's missing-template error naming %s:\n%s", a.gen, named, out)
 	}
 	requireState(t, a, g.name, "shut off")
-	requireNoFile(t, vs)
+	requireNoFile(t, a.local(vs))
 	t.Logf("without the hook: %s", strings.TrimSpace(out))
 	hookOn(t, a)
 	return vs

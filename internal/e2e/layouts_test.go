@@ -23,17 +23,18 @@ import (
 // config to a copy of AAVMF_VARS.fd. Without the hook libvirt cannot start
 // it; with the hook the 64 MiB varstore is the template byte for byte and
 // sparse, and the guest runs.
-func testAarch64(t *testing.T) {
-	a := env.a
-	g := guest{name: guestPrefix + "s9-aarch64", loader: env.aaCode, aarch64: true}
-	vs := defineFailingWithoutHook(t, a, g)
+func testAarch64(t *testing.T, h *host) {
+	a := h
+	g := guest{name: a.guest("s9-aarch64"), loader: a.aaCode, aarch64: true}
+	lvs := defineFailingWithoutHook(t, a, g)
+	vs := a.local(lvs)
 
-	tmpl := readBytes(t, env.aaVars)
+	tmpl := readBytes(t, a.aaVars)
 	if len(tmpl) != 64<<20 {
-		t.Fatalf("%s is %d bytes, expected Debian's 64 MiB AAVMF layout", env.aaVars, len(tmpl))
+		t.Fatalf("%s is %d bytes, expected Debian's 64 MiB AAVMF layout", a.aaVars, len(tmpl))
 	}
-	if orig := readBytes(t, aavmfVars); !bytes.Equal(orig, tmpl) {
-		t.Fatalf("the suite's copy %s differs from %s", env.aaVars, aavmfVars)
+	if orig := readBytes(t, a.local(aavmfVars)); !bytes.Equal(orig, tmpl) {
+		t.Fatalf("the suite's copy %s differs from %s", a.aaVars, a.local(aavmfVars))
 	}
 	allZero := isZero(tmpl)
 
@@ -43,7 +44,7 @@ func testAarch64(t *testing.T) {
 	t.Logf("virsh start --paused took %s", time.Since(t0).Round(time.Millisecond))
 	requireState(t, a, g.name, "paused")
 	requireSameBytes(t, vs, tmpl, "aarch64 varstore created at start")
-	requireModeOwner(t, vs, 0o600, env.qemuUID)
+	requireModeOwner(t, vs, 0o600, a.qemuUID)
 	got := allocated(t, vs)
 	if allZero {
 		// Debian's AAVMF_VARS.fd is all zeros: a sparse copy allocates
@@ -55,7 +56,7 @@ func testAarch64(t *testing.T) {
 	} else {
 		ref := filepath.Join(env.work, "sparse-ref.fd")
 		defer os.Remove(ref)
-		if out, err := exec.Command("cp", "--sparse=always", env.aaVars, ref).CombinedOutput(); err != nil {
+		if out, err := exec.Command("cp", "--sparse=always", a.aaVars, ref).CombinedOutput(); err != nil {
 			t.Fatalf("cp --sparse=always: %v: %s", err, out)
 		}
 		want := allocated(t, ref)
@@ -64,7 +65,7 @@ func testAarch64(t *testing.T) {
 		}
 		t.Logf("%s: %d bytes, %d allocated; cp --sparse=always: %d", vs, len(tmpl), got, want)
 	}
-	t.Logf("hook log: %s", requireLogMentions(t, a, mark, vs, "created"))
+	t.Logf("hook log: %s", requireLogMentions(t, a, mark, lvs, "created"))
 
 	virsh(t, a, "resume", g.name)
 	requireState(t, a, g.name, "running")
@@ -194,23 +195,25 @@ func descriptorTemplateOf(loader string) (string, bool) {
 // the XML. The hook refuses (a varstore that boots but loses variables) and
 // libvirt's error carries its line; nothing is created. With the right
 // template the guest starts.
-func testSizeGuard(t *testing.T) {
-	a := env.a
-	name := guestPrefix + "s11-size-guard"
-	vs := a.varstore(name)
-	if small, big := fileSize(ovmf2MVars), fileSize(ovmfVars); small != 131072 || big != 540672 {
-		t.Fatalf("%s is %d bytes and %s %d: not the Debian layouts this scenario expects", ovmf2MVars, small, ovmfVars, big)
+func testSizeGuard(t *testing.T, h *host) {
+	a := h
+	name := a.guest("s11-size-guard")
+	lvs := a.varstorePath(name)
+	vs := a.local(lvs)
+	small2M := a.vars2M // Debian 12's own OVMF_VARS.fd on 9.0, a copy of it elsewhere (13 and sid ship none)
+	if small, big := fileSize(a.local(small2M)), fileSize(a.local(ovmfVars)); small != 131072 || big != 540672 {
+		t.Fatalf("%s is %d bytes and %s %d: not the Debian layouts this scenario expects", small2M, small, ovmfVars, big)
 	}
-	g := guest{name: name, loader: ovmfCode, nvramXML: fmt.Sprintf("<nvram template='%s'>%s</nvram>", ovmf2MVars, vs)}
+	g := guest{name: name, loader: ovmfCode, nvramXML: fmt.Sprintf("<nvram template='%s'>%s</nvram>", small2M, lvs)}
 	defineGuest(t, a, g)
-	if p, tm := nvramOf(t, a, name, "--inactive"); p != vs || tm != ovmf2MVars {
-		t.Fatalf("libvirt shows <nvram template='%s'>%s</nvram>, want template %s, path %s", tm, p, ovmf2MVars, vs)
+	if p, tm := nvramOf(t, a, name, "--inactive"); p != lvs || tm != small2M {
+		t.Fatalf("libvirt shows <nvram template='%s'>%s</nvram>, want template %s, path %s", tm, p, small2M, lvs)
 	}
 	requireNoFile(t, vs)
 
 	mark := a.logMark()
 	out := virshFails(t, a, "start", name)
-	for _, want := range []string{"libvirt-nvram-hook:", "template size does not match the loader's flash layout", ovmf2MVars} {
+	for _, want := range []string{"libvirt-nvram-hook:", "template size does not match the loader's flash layout", small2M} {
 		if !strings.Contains(out, want) {
 			t.Errorf("libvirt's error does not contain %q:\n%s", want, out)
 		}
@@ -224,9 +227,9 @@ func testSizeGuard(t *testing.T) {
 	// The right template (libvirt's own XML of the guest, template=
 	// changed): starts, and the varstore is that template.
 	inactive := virsh(t, a, "dumpxml", "--inactive", name)
-	fixed := strings.Replace(inactive, "template='"+ovmf2MVars+"'", "template='"+ovmfVars+"'", 1)
+	fixed := strings.Replace(inactive, "template='"+small2M+"'", "template='"+ovmfVars+"'", 1)
 	if fixed == inactive {
-		t.Fatalf("no template='%s' in libvirt's XML:\n%s", ovmf2MVars, inactive)
+		t.Fatalf("no template='%s' in libvirt's XML:\n%s", small2M, inactive)
 	}
 	p := filepath.Join(env.work, "xml", name+"-fixed.xml")
 	if err := os.WriteFile(p, []byte(fixed), 0o644); err != nil {
@@ -239,9 +242,9 @@ func testSizeGuard(t *testing.T) {
 	mark = a.logMark()
 	virsh(t, a, "start", "--paused", name)
 	requireState(t, a, name, "paused")
-	requireSameFile(t, vs, ovmfVars, "varstore made from the right template")
-	requireModeOwner(t, vs, 0o600, env.qemuUID)
-	t.Logf("hook log: %s", requireLogMentions(t, a, mark, vs, "created"))
+	requireSameFile(t, vs, a.local(ovmfVars), "varstore made from the right template")
+	requireModeOwner(t, vs, 0o600, a.qemuUID)
+	t.Logf("hook log: %s", requireLogMentions(t, a, mark, lvs, "created"))
 	virsh(t, a, "resume", name)
 	requireState(t, a, name, "running")
 	virsh(t, a, "destroy", name)
@@ -272,19 +275,23 @@ var qcow2Magic = []byte("QFI\xfb")
 // XML of the defined guest plus format='qcow2') and QEMU itself boots the
 // firmware on the result; then the real start is checked for what 9.0
 // does send (no format: a raw varstore).
-func testQcow2Varstore(t *testing.T) {
-	a := env.a
-	name := guestPrefix + "s12-qcow2"
-	vs := filepath.Join(a.nvramDir, name+"_VARS.qcow2")
+func testQcow2Varstore(t *testing.T, h *host) {
+	a := h
+	name := a.guest("s12-qcow2")
+	lvs := filepath.Join(systemNvramDir, name+"_VARS.qcow2")
+	vs := a.local(lvs)
 	t.Cleanup(func() { removeIfExists(vs) })
-	g := guest{name: name, loader: env.customCode, nvramXML: fmt.Sprintf("<nvram format='qcow2'>%s</nvram>", vs)}
+	g := guest{name: name, loader: a.customCode, nvramXML: fmt.Sprintf("<nvram format='qcow2'>%s</nvram>", lvs)}
 	defineGuest(t, a, g)
 	inactive := virsh(t, a, "dumpxml", "--inactive", name)
-	if p, _ := nvramOf(t, a, name, "--inactive"); p != vs {
-		t.Fatalf("libvirt shows the varstore as %q, want %q", p, vs)
+	if p, _ := nvramOf(t, a, name, "--inactive"); p != lvs {
+		t.Fatalf("libvirt shows the varstore as %q, want %q", p, lvs)
 	}
 	requireNoFile(t, vs)
 	kept := nvramHasQcow2Format(inactive)
+	if want := a.gen != "9.0"; kept != want {
+		t.Fatalf("libvirt %s: <nvram format='qcow2'> kept at define = %v, want %v:\n%s", a.gen, kept, want, inactive)
+	}
 
 	if kept {
 		// libvirt >= 9.2: the real flow.
@@ -292,8 +299,8 @@ func testQcow2Varstore(t *testing.T) {
 		mark := a.logMark()
 		virsh(t, a, "start", "--paused", name)
 		requireState(t, a, name, "paused")
-		requireQcow2Of(t, vs, env.customVars)
-		t.Logf("hook log: %s", requireLogMentions(t, a, mark, vs, "qemu-img convert"))
+		requireQcow2Of(t, a, vs, a.customVars)
+		t.Logf("hook log: %s", requireLogMentions(t, a, mark, lvs, "qemu-img convert"))
 		virsh(t, a, "resume", name)
 		requireState(t, a, name, "running")
 		virsh(t, a, "destroy", name)
@@ -311,7 +318,7 @@ func testQcow2Varstore(t *testing.T) {
 	if code != 0 || stdout != "" {
 		t.Fatalf("hook %s prepare begin -: exit %d, stdout %q, stderr %q; want exit 0 and no stdout", name, code, stdout, stderr)
 	}
-	requireQcow2Of(t, vs, env.customVars)
+	requireQcow2Of(t, a, vs, env.customVars)
 	t.Logf("hook log: %s", requireLogMentions(t, a, mark, vs, "qemu-img convert"))
 	// Run again: the varstore exists, nothing is done.
 	before := readBytes(t, vs)
@@ -355,13 +362,13 @@ func firstLineWith(s, word string) string {
 
 // requireQcow2Of checks that vs is a qcow2 image, 0600, owned by the QEMU
 // user, whose raw contents are the raw template.
-func requireQcow2Of(t *testing.T, vs, rawTemplate string) {
+func requireQcow2Of(t *testing.T, h *host, vs, rawTemplate string) {
 	t.Helper()
 	b := readBytes(t, vs)
 	if !bytes.HasPrefix(b, qcow2Magic) {
 		t.Fatalf("%s does not start with the qcow2 magic QFI\\xfb: %q", vs, b[:min(len(b), 8)])
 	}
-	requireModeOwner(t, vs, 0o600, env.qemuUID)
+	requireModeOwner(t, vs, 0o600, h.qemuUID)
 	info, err := exec.Command("qemu-img", "info", "--output=json", "-U", vs).Output()
 	if err != nil {
 		t.Fatalf("qemu-img info %s: %v", vs, err)

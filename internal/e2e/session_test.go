@@ -20,18 +20,27 @@ import (
 // session is a throwaway unprivileged user with its own qemu:///session
 // libvirtd (started by virsh on first use, as libvirt does).
 type session struct {
+	h        *host
 	name     string
 	uid, gid int
-	base     string // root's 0755 dir holding home and runtime
-	home     string // 0700, owned by the user
-	runtime  string // XDG_RUNTIME_DIR, 0700, owned by the user
+	base     string // root's 0755 dir holding home and runtime (local path)
+	home     string // 0700, owned by the user (local path)
+	runtime  string // XDG_RUNTIME_DIR, 0700, owned by the user (local path)
 	once     sync.Once
+}
+
+// in is p (a local path) as the session's host sees it.
+func (s *session) in(p string) string {
+	if s.h.root == "" {
+		return p
+	}
+	return strings.TrimPrefix(p, s.h.root)
 }
 
 // newSession creates the user and its directories under the work dir and
 // registers their removal (with every process of that user, by pid) both
 // as the test's cleanup and as a teardown step.
-func newSession(t *testing.T) *session {
+func newSession(t *testing.T, h *host) *session {
 	t.Helper()
 	r := make([]byte, 3)
 	if _, err := rand.Read(r); err != nil {
@@ -40,7 +49,7 @@ func newSession(t *testing.T) *session {
 	// A short base: the session daemon puts QEMU's monitor socket at
 	// ~/.config/libvirt/qemu/lib/domain-N-NAME/monitor.sock, and a UNIX
 	// socket path has at most 107 bytes.
-	base, err := os.MkdirTemp("", "nvhe2e-")
+	base, err := os.MkdirTemp(h.local("/tmp"), "nvhe2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,28 +57,30 @@ func newSession(t *testing.T) *session {
 		t.Fatal(err)
 	}
 	s := &session{
+		h:       h,
 		name:    fmt.Sprintf("nvhe2e%x", r),
 		base:    base,
 		home:    filepath.Join(base, "home"),
 		runtime: filepath.Join(base, "run"),
 	}
-	if _, err := user.Lookup(s.name); err == nil {
+	if _, _, err := passwdIDs(h.local("/etc"), s.name); err == nil {
 		os.Remove(base)
 		t.Fatalf("user %s exists already", s.name)
 	}
-	out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
-		"--home-dir", s.home, "--shell", "/usr/sbin/nologin", "--comment", "libvirt-nvram-hook e2e session user", s.name).CombinedOutput()
+	args := []string{"--system", "--user-group", "--no-create-home",
+		"--home-dir", s.in(s.home), "--shell", "/usr/sbin/nologin", "--comment", "libvirt-nvram-hook e2e session user"}
+	if h.root != "" {
+		args = append(args, "--root", h.root) // into the overlay: gone with it
+	}
+	out, err := exec.Command("useradd", append(args, s.name)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("useradd %s: %v: %s", s.name, err, out)
 	}
 	t.Cleanup(s.cleanup)
 	env.push("remove session user "+s.name, func() error { s.cleanup(); return nil })
-	u, err := user.Lookup(s.name)
-	if err != nil {
+	if s.uid, s.gid, err = passwdIDs(h.local("/etc"), s.name); err != nil {
 		t.Fatal(err)
 	}
-	s.uid, _ = strconv.Atoi(u.Uid)
-	s.gid, _ = strconv.Atoi(u.Gid)
 	for _, d := range []string{s.home, s.runtime} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
@@ -118,11 +129,22 @@ func (s *session) writeFile(t *testing.T, p string, data []byte, mode os.FileMod
 // virsh runs virsh -c qemu:///session as the user, with only the
 // environment a login would give it.
 func (s *session) virsh(args ...string) (string, error) {
-	cmd := exec.Command("virsh", append([]string{"-c", "qemu:///session"}, args...)...)
-	cmd.Dir = s.home
-	cmd.Env = []string{"HOME=" + s.home, "USER=" + s.name, "LOGNAME=" + s.name,
-		"XDG_RUNTIME_DIR=" + s.runtime, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.gid), Groups: []uint32{}}}
+	envv := []string{"HOME=" + s.in(s.home), "USER=" + s.name, "LOGNAME=" + s.name,
+		"XDG_RUNTIME_DIR=" + s.in(s.runtime), "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C"}
+	var cmd *exec.Cmd
+	if s.h.root != "" {
+		// Inside the root host's mount namespace and root (where the
+		// work dir, and so the hook, is bound in), as the user.
+		nargs := []string{"-t", strconv.Itoa(s.h.pid), "-m", "-r", "-w" + s.in(s.home),
+			"-S", strconv.Itoa(s.uid), "-G", strconv.Itoa(s.gid), "--", "env", "-i"}
+		nargs = append(nargs, envv...)
+		cmd = exec.Command("nsenter", append(append(nargs, "virsh", "-c", "qemu:///session"), args...)...)
+	} else {
+		cmd = exec.Command("virsh", append([]string{"-c", "qemu:///session"}, args...)...)
+		cmd.Dir = s.home
+		cmd.Env = envv
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.gid), Groups: []uint32{}}}
+	}
 	out, err := runWithTimeout(cmd, 3*time.Minute)
 	return string(out), err
 }
@@ -165,7 +187,7 @@ func (s *session) pids() []int {
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Uid:" {
-				return f[1] == strconv.Itoa(s.uid) && alive(pid)
+				return f[1] == strconv.Itoa(s.uid) && alive(pid) && (s.h.root == "" || procRoot(pid) == s.h.root)
 			}
 		}
 		return false
@@ -203,11 +225,17 @@ func (s *session) cleanup() {
 				}
 			}
 		}
-		if out, err := exec.Command("userdel", s.name).CombinedOutput(); err != nil {
+		var rootArgs []string
+		if s.h.root != "" {
+			rootArgs = []string{"--root", s.h.root}
+		}
+		if out, err := exec.Command("userdel", append(rootArgs, s.name)...).CombinedOutput(); err != nil {
 			logf("session cleanup: userdel %s: %v: %s", s.name, err, out)
 		}
-		if _, err := user.LookupGroup(s.name); err == nil {
-			exec.Command("groupdel", s.name).Run()
+		if s.h.root == "" {
+			if _, err := user.LookupGroup(s.name); err == nil {
+				exec.Command("groupdel", s.name).Run()
+			}
 		}
 		os.RemoveAll(s.base)
 	})
@@ -218,19 +246,19 @@ func (s *session) cleanup() {
 // ~/.config/libvirt/nvram-hook.conf: before that file exists the start
 // fails, after it the varstore appears in the session's nvram dir, owned by
 // the user, equal to the template, and the guest runs.
-func testSession(t *testing.T) {
-	s := newSession(t)
+func testSession(t *testing.T, h *host) {
+	s := newSession(t, h)
 	code := filepath.Join(s.home, "fw", "SESSION_CODE.fd")
 	vars := filepath.Join(s.home, "fw", "SESSION_VARS.fd")
-	s.writeFile(t, code, readBytes(t, ovmfCode), 0o644)
-	s.writeFile(t, vars, readBytes(t, ovmfVars), 0o644)
+	s.writeFile(t, code, readBytes(t, h.local(ovmfCode)), 0o644)
+	s.writeFile(t, vars, readBytes(t, h.local(ovmfVars)), 0o644)
 
-	name := guestPrefix + "s13-session"
-	g := guest{name: name, loader: code}
+	name := h.guest("s13-session")
+	g := guest{name: name, loader: s.in(code)}
 	xmlPath := filepath.Join(s.home, name+".xml")
 	s.writeFile(t, xmlPath, []byte(g.xml()), 0o644)
 	t0 := time.Now()
-	s.mustVirsh(t, "define", xmlPath)
+	s.mustVirsh(t, "define", s.in(xmlPath))
 	t.Logf("session: first virsh (daemon start, QEMU probe, define) took %s", time.Since(t0).Round(time.Millisecond))
 	if pid, ok := s.daemonPid(); ok {
 		t.Logf("session libvirtd pid %d", pid)
@@ -239,7 +267,7 @@ func testSession(t *testing.T) {
 	}
 	d := parseDom(t, s.mustVirsh(t, "dumpxml", "--inactive", name))
 	vs := filepath.Join(s.home, ".config", "libvirt", "qemu", "nvram", name+"_VARS.fd")
-	if d.Nvram == nil || strings.TrimSpace(d.Nvram.Path) != vs {
+	if d.Nvram == nil || strings.TrimSpace(d.Nvram.Path) != s.in(vs) {
 		t.Fatalf("the session daemon filled in %+v, want <nvram>%s</nvram>", d.Nvram, vs)
 	}
 	requireNoFile(t, vs)
@@ -258,7 +286,7 @@ func testSession(t *testing.T) {
 
 	hookLog := filepath.Join(s.home, "hook.log")
 	conf := filepath.Join(s.home, ".config", "libvirt", "nvram-hook.conf")
-	s.writeFile(t, conf, []byte(fmt.Sprintf("[templates]\nnvram = %s:%s\n\n[log]\ntarget = file:%s\nlevel = debug\n", code, vars, hookLog)), 0o644)
+	s.writeFile(t, conf, []byte(fmt.Sprintf("[templates]\nnvram = %s:%s\n\n[log]\ntarget = file:%s\nlevel = debug\n", s.in(code), s.in(vars), s.in(hookLog))), 0o644)
 
 	s.mustVirsh(t, "start", "--paused", name)
 	s.requireState(t, name, "paused")
@@ -267,7 +295,7 @@ func testSession(t *testing.T) {
 	log, _ := os.ReadFile(hookLog)
 	var line string
 	for _, l := range strings.Split(string(log), "\n") {
-		if strings.Contains(l, vs) && strings.Contains(l, "created") {
+		if strings.Contains(l, s.in(vs)) && strings.Contains(l, "created") {
 			line = l
 		}
 	}
