@@ -75,7 +75,7 @@ type host struct {
 	vars2M                 string // a 131072-byte (2 MiB-era) OVMF template
 	virtlogdPid            int
 	overlay                [3]string // root hosts: lower (the cached root), upper, overlay work dir
-	version                string // what `virsh version` says the daemon runs
+	version                string    // what `virsh version` says the daemon runs
 }
 
 // local maps a path as the host's libvirt sees it to the path the test
@@ -118,8 +118,8 @@ type environment struct {
 	qemuGID    int
 	vars2M     string // a copy of the 131072-byte OVMF_VARS.fd (trixie and sid have none)
 	a, b       *host
-	gens       []*host // one host per libvirt generation: A (9.0), then the root hosts
-	all        []*host // every host, for cleanups
+	gens       []*host           // one host per libvirt generation: A (9.0), then the root hosts
+	all        []*host           // every host, for cleanups
 	genSkips   map[string]string // generation -> why it has no host
 
 	mu       sync.Mutex

@@ -145,7 +145,9 @@ func removeGuest(t *testing.T, name string) {
 // reads it; varstorePath the same as h's libvirt names it.
 func (h *host) varstore(name string) string { return filepath.Join(h.nvramDir, name+"_VARS.fd") }
 
-func (h *host) varstorePath(name string) string { return filepath.Join(systemNvramDir, name+"_VARS.fd") }
+func (h *host) varstorePath(name string) string {
+	return filepath.Join(systemNvramDir, name+"_VARS.fd")
+}
 
 func savePath(name string) string { return filepath.Join(env.saveDir, name+".save") }
 

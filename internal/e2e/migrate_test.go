@@ -5,6 +5,8 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -41,11 +43,14 @@ func testMigrations(t *testing.T) {
 			}
 			runCell(t, dst.gen, m.name, func(t *testing.T) {
 				t0 := time.Now()
+				defer func() {
+					recordTiming(fmt.Sprintf("%s -> %s %s (whole scenario)", src.gen, dst.gen, strings.Join(append([]string{"live"}, m.flags...), " ")), time.Since(t0))
+				}()
 				migrateAcross(t, src, dst, m.flags)
-				recordTiming(fmt.Sprintf("%s -> %s %s", src.gen, dst.gen, strings.Join(append([]string{"live"}, m.flags...), " ")), time.Since(t0))
 			})
 		}
 	}
+	runCell(t, "11.3", "22_loader_missing_on_destination", testLoaderMissingOnDestination)
 }
 
 // migrateAcross: the guest runs on src with a varstore that holds a marker
@@ -105,7 +110,11 @@ func migrateAcross(t *testing.T, src, dst *host, flags []string) {
 		}
 	}
 	virsh(t, dst, "destroy", g.name)
-	requireState(t, dst, g.name, "shut off")
+	if persistent {
+		requireState(t, dst, g.name, "shut off")
+	} else {
+		requireGone(t, dst, g.name) // a transient guest is gone once stopped
+	}
 	requireMarker(t, dvs, "after the guest stopped on "+dst.name+" (libvirt "+dst.gen+")")
 	t.Logf("the marker written into %s's varstore before the start there is in %s's %s", src.name, dst.name, dst.varstorePath(g.name))
 	if len(flags) > 0 {
@@ -139,4 +148,172 @@ func migrateRaw(src, dst *host, name string, flags ...string) (string, error) {
 	out, err := virshRaw(src, args...)
 	logf("virsh -c %s %s took %s", src.name, strings.Join(args, " "), time.Since(t0).Round(time.Millisecond))
 	return out, err
+}
+
+// 22. A Debian 12 guest on the 2 MiB OVMF_CODE.fd (which Debian 13 no
+// longer ships) migrating live from 9.0 to 11.3, and one whose custom
+// loader copy on the source is, on the destination, the same build at its
+// distribution path.
+func testLoaderMissingOnDestination(t *testing.T) {
+	src, dst := env.a, hostOf("11.3")
+	if dst == nil {
+		skipf(t, "no libvirt 11.3 host: %s", env.genSkips["11.3"])
+	}
+	if fileExists(dst.local(ovmf2MCode)) {
+		t.Fatalf("%s exists on host %s: this scenario needs a destination without Debian 12's 2 MiB OVMF", ovmf2MCode, dst.name)
+	}
+	t.Run("without_translate_loader", func(t *testing.T) {
+		loaderMissingRefused(t, src, dst, "nt", false)
+	})
+	t.Run("translate_loader_no_same_size_firmware", func(t *testing.T) {
+		setTranslateLoader(t, dst)
+		loaderMissingRefused(t, src, dst, "tl", true)
+	})
+	t.Run("translate_loader_same_build", func(t *testing.T) {
+		setTranslateLoader(t, dst)
+		translateSameBuild(t, src, dst)
+	})
+}
+
+func hostOf(gen string) *host {
+	for _, h := range env.gens {
+		if h.gen == gen {
+			return h
+		}
+	}
+	return nil
+}
+
+// setTranslateLoader turns translate_loader on in h's hook config for the
+// test (the hook reads its config on every call).
+func setTranslateLoader(t *testing.T, h *host) {
+	t.Helper()
+	conf := strings.Replace(env.hookConfig(h), "[templates]\n", "[templates]\ntranslate_loader = true\n", 1)
+	if err := os.WriteFile(h.hookConf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(h.hookConf, []byte(env.hookConfig(h)), 0o644) })
+}
+
+// loaderMissingRefused: the 2 MiB guest runs on src; the migration to dst
+// is refused, the guest keeps running on src, and nothing of it is left
+// on dst.
+func loaderMissingRefused(t *testing.T, src, dst *host, short string, translate bool) {
+	g := guest{name: src.guest("s22-2m-" + short), loader: ovmf2MCode}
+	defineGuest(t, src, g)
+	virsh(t, src, "start", g.name)
+	requireState(t, src, g.name, "running")
+	svs := src.varstore(g.name)
+	requireSameFile(t, svs, ovmf2MVars, "varstore of the 2 MiB guest on "+src.name)
+	before := readBytes(t, svs)
+
+	mark := dst.logMark()
+	out, err := migrateRaw(src, dst, g.name)
+	log := dst.logSince(mark)
+	t.Logf("virsh migrate: %v\n%s", err, strings.TrimSpace(out))
+	t.Logf("hook log on %s:\n%s", dst.name, strings.TrimSpace(log))
+	if err == nil {
+		state, _ := virshRaw(dst, "domstate", g.name)
+		x, _ := virshRaw(dst, "dumpxml", g.name)
+		d := parseDom(t, x)
+		t.Fatalf("the 2 MiB guest migrated to %s (state %s) on loader %s: want a refusal", dst.name, strings.TrimSpace(state), strings.TrimSpace(d.Loader.Path))
+	}
+	// What the hook says today, with or without translate_loader: the
+	// 9.0 source's live XML carries template=OVMF_VARS.fd (libvirt 9.0
+	// filled it from its compiled-in list at start), which 11.3 does not
+	// have either. The line names the missing template, not the missing
+	// loader. With translate_loader the hook first picks a replacement
+	// loader (see the log above; issue #12 item 6), and the refusal is the
+	// same: nothing of the guest lands on the destination.
+	requireOneClearLine(t, out, "libvirt-nvram-hook: cannot create varstore "+dst.varstorePath(g.name), "from template "+ovmf2MVars+" (domain XML)", "no such file or directory")
+	_ = translate
+	requireState(t, src, g.name, "running")
+	if o, err := virshRaw(dst, "dominfo", g.name); err == nil {
+		t.Errorf("after the refused migration %s still knows the guest:\n%s", dst.name, o)
+	}
+	requireNoFile(t, dst.varstore(g.name))
+	requireNothingNamed(t, dst.nvramDir, g.name)
+	requireNothingNamed(t, env.altNvram, g.name)
+	requireSameBytes(t, svs, before, "the source's varstore after the refused migration")
+	virsh(t, src, "destroy", g.name)
+}
+
+// requireOneClearLine: libvirt's error carries exactly one line from the
+// hook, and it names what it must.
+func requireOneClearLine(t *testing.T, out string, words ...string) {
+	t.Helper()
+	var hookLines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "libvirt-nvram-hook") {
+			hookLines = append(hookLines, l)
+		}
+	}
+	if len(hookLines) != 1 {
+		t.Fatalf("libvirt's error has %d lines from the hook, want one:\n%s", len(hookLines), out)
+	}
+	for _, w := range words {
+		if !strings.Contains(hookLines[0], w) {
+			t.Errorf("the hook's line does not name %q: %s", w, hookLines[0])
+		}
+	}
+}
+
+// translateSameBuild: on src the guest runs on a custom copy of dst's own
+// OVMF_CODE_4M.fd, at a path dst does not have; with translate_loader dst
+// runs it on its /usr/share/OVMF/OVMF_CODE_4M.fd (the same bytes), with the
+// variables carried over.
+func translateSameBuild(t *testing.T, src, dst *host) {
+	dir, err := os.MkdirTemp("/var/tmp", "nvhe2e-xlate-") // outside the work dir: dst does not see it
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	code := filepath.Join(dir, "OVMF_CODE_4M.fd")
+	if err := copyFile(dst.local(ovmfCode), code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(dst.local(code)) {
+		t.Fatalf("%s exists on %s too", code, dst.name)
+	}
+	name := src.guest("s22-xlate")
+	lvs := src.varstorePath(name)
+	// The source's varstore made from dst's template by hand: the source
+	// knows no template for this copy.
+	g := guest{name: name, loader: code}
+	defineGuest(t, src, g)
+	if err := copyFile(dst.local(ovmfVars), src.local(lvs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(src.local(lvs), src.qemuUID, src.qemuGID)
+	writeMarker(t, src.local(lvs))
+	virsh(t, src, "start", name)
+	requireState(t, src, name, "running")
+
+	mark := dst.logMark()
+	migrateTo(t, src, dst, name)
+	t.Logf("hook log on %s:\n%s", dst.name, strings.TrimSpace(dst.logSince(mark)))
+	requireState(t, dst, name, "running")
+	d := parseDom(t, virsh(t, dst, "dumpxml", name))
+	if got := strings.TrimSpace(d.Loader.Path); got != ovmfCode {
+		t.Fatalf("on %s the guest runs on loader %s, want %s (translated)", dst.name, got, ovmfCode)
+	}
+	requireLogMentions(t, dst, mark, "translate-loader", code, ovmfCode)
+	dvs := dst.local(dst.varstorePath(name))
+	virsh(t, dst, "destroy", name)
+	requireMarker(t, dvs, "after the translated guest stopped on "+dst.name)
+}
+
+// requireGone waits up to 10 s for h to forget name.
+func requireGone(t *testing.T, h *host, name string) {
+	t.Helper()
+	var out string
+	for i := 0; i < 50; i++ {
+		var err error
+		if out, err = virshRaw(h, "dominfo", name); err != nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("host %s still knows the transient guest %s after it stopped:\n%s", h.name, name, out)
 }

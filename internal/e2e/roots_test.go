@@ -224,7 +224,7 @@ func (e *environment) startRootHost(h *host) error {
 	e.push(fmt.Sprintf("stop libvirtd of host %s pid %d", h.name, lpid), func() error {
 		e.removeGuests(h)
 		err := stopPidIn(lpid, "libvirtd", m)
-		for _, q := range procPids(func(pid int) bool { return procRoot(pid) == m }) {
+		for _, q := range procPids(func(pid int) bool { return procRoot(pid) == m && pid != h.virtlogdPid }) {
 			logf("teardown: host %s: stopping leftover pid %d in its root", h.name, q)
 			stopPid(q, "")
 		}

@@ -66,7 +66,7 @@ fi
 
 log=$(mktemp /tmp/nvram-hook-e2e-output.XXXXXX)
 start=$(date +%s)
-"$GO" test -tags e2e -count=1 -v -timeout 35m ./internal/e2e/ 2>&1 | tee "$log"
+"$GO" test -tags e2e -count=1 -v -timeout 35m ${E2E_RUN:+-run "$E2E_RUN"} ./internal/e2e/ 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 passed=$(grep -cE '^[[:space:]]*--- PASS: ' "$log")
 failed=$(grep -cE '^[[:space:]]*--- FAIL: ' "$log")

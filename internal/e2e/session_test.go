@@ -135,7 +135,7 @@ func (s *session) virsh(args ...string) (string, error) {
 	if s.h.root != "" {
 		// Inside the root host's mount namespace and root (where the
 		// work dir, and so the hook, is bound in), as the user.
-		nargs := []string{"-t", strconv.Itoa(s.h.pid), "-m", "-r", "-w" + s.in(s.home),
+		nargs := []string{"-t", strconv.Itoa(s.h.pid), "-m", "-r",
 			"-S", strconv.Itoa(s.uid), "-G", strconv.Itoa(s.gid), "--", "env", "-i"}
 		nargs = append(nargs, envv...)
 		cmd = exec.Command("nsenter", append(append(nargs, "virsh", "-c", "qemu:///session"), args...)...)

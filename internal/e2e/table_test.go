@@ -5,6 +5,8 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -52,11 +54,14 @@ func runCell(t *testing.T, col, name string, fn func(t *testing.T)) bool {
 		inner = t
 		fn(t)
 	})
+	if inner == nil {
+		return ok // filtered out by -run: not a result
+	}
 	r := result{status: "passed", took: time.Since(t0)}
 	switch {
 	case !ok:
 		r.status = "failed"
-	case inner != nil && inner.Skipped():
+	case inner.Skipped():
 		r.status = "skipped"
 		results.Lock()
 		r.reason = results.skipWhy[inner.Name()]
@@ -97,9 +102,9 @@ func printTable(cols []string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%-*s", w+2, "scenario")
 	for _, c := range cols {
-		fmt.Fprintf(&b, " | %-10s", "libvirt "+c)
+		fmt.Fprintf(&b, " | %-12s", "libvirt "+c)
 	}
-	b.WriteString("\n" + strings.Repeat("-", w+2+len(cols)*21) + "\n")
+	b.WriteString("\n" + strings.Repeat("-", w+2+len(cols)*15) + "\n")
 	var notes []string
 	counts := map[string]int{}
 	for _, n := range results.order {
@@ -115,7 +120,7 @@ func printTable(cols []string) {
 					cell += fmt.Sprintf(" [%d]", len(notes))
 				}
 			}
-			fmt.Fprintf(&b, " | %-10s", cell)
+			fmt.Fprintf(&b, " | %-12s", cell)
 		}
 		b.WriteString("\n")
 	}
@@ -132,6 +137,12 @@ func printTable(cols []string) {
 	for _, n := range notes {
 		b.WriteString(n + "\n")
 	}
+	if env != nil && len(env.gens) > 0 {
+		b.WriteString("hosts (read off the running daemons and their dpkg databases):\n")
+		for _, h := range env.gens {
+			fmt.Fprintf(&b, "  %-5s %s: %s, edk2 (ovmf) %s\n", h.gen, debianName(h.suite), h.version, pkgVersion(h, "ovmf"))
+		}
+	}
 	if len(results.timings) > 0 {
 		b.WriteString("timings:\n")
 		for _, l := range results.timings {
@@ -139,4 +150,27 @@ func printTable(cols []string) {
 		}
 	}
 	fmt.Fprint(os.Stderr, b.String())
+}
+
+func debianName(suite string) string {
+	switch suite {
+	case "bookworm":
+		return "Debian 12 (bookworm)"
+	case "trixie":
+		return "Debian 13 (trixie)"
+	}
+	return "Debian " + suite
+}
+
+// pkgVersion is the installed version of pkg on h (its root's dpkg database).
+func pkgVersion(h *host, pkg string) string {
+	admin := "/var/lib/dpkg"
+	if h.root != "" {
+		admin = filepath.Join(h.overlay[0], admin) // the cached root: the overlay is gone by now
+	}
+	out, err := exec.Command("dpkg-query", "--admindir="+admin, "-W", "-f=${Version}", pkg).Output()
+	if err != nil {
+		return "?"
+	}
+	return string(out)
 }
