@@ -74,6 +74,7 @@ type host struct {
 	aaCode, aaVars         string
 	vars2M                 string // a 131072-byte (2 MiB-era) OVMF template
 	virtlogdPid            int
+	extraPairs             []string  // more CODE:VARS pairs for every hook config
 	overlay                [3]string // root hosts: lower (the cached root), upper, overlay work dir
 	version                string    // what `virsh version` says the daemon runs
 }
@@ -413,7 +414,7 @@ func (e *environment) hookConfig(h *host) string {
 	var pairs []string
 	seen := map[string]bool{}
 	for _, o := range e.all {
-		for _, p := range []string{o.customCode + ":" + o.customVars, o.aaCode + ":" + o.aaVars} {
+		for _, p := range append([]string{o.customCode + ":" + o.customVars, o.aaCode + ":" + o.aaVars}, o.extraPairs...) {
 			if !seen[p] {
 				seen[p] = true
 				pairs = append(pairs, "nvram = "+p)

@@ -41,6 +41,9 @@ func TestHook(t *testing.T) {
 		{"12_qcow2_varstore", testQcow2Varstore},
 		{"13_session_daemon", testSession},
 		{"14_check_audit", testAudit},
+		{"23_riscv64_guest", testRiscv64},
+		{"24_loongarch64_guest", testLoongarch64},
+		{"25_qcow2_add_template_restore", testQcow2AddTemplate},
 	}
 	// Only on the machine's own libvirt (A, with B for migration): the
 	// installer, the package and Debian 12's 2 MiB firmware.
@@ -69,6 +72,12 @@ func TestHook(t *testing.T) {
 			for _, s := range perGen {
 				if s.name == "13_session_daemon" && h.gen == "12.8" {
 					continue // the session daemon runs on 9.0 and 11.3
+				}
+				if strings.HasPrefix(s.name, "23_") || strings.HasPrefix(s.name, "24_") || strings.HasPrefix(s.name, "25_") {
+					if h.root == "" {
+						continue // Debian 12: no riscv64/loongarch64 UEFI firmware; libvirt 9.0 drops format='qcow2'
+
+					}
 				}
 				runCell(t, h.gen, s.name, func(t *testing.T) { s.run(t, h) })
 			}

@@ -420,3 +420,68 @@ func bootQcow2Varstore(t *testing.T, code, vs string) {
 	}
 	t.Logf("QEMU ran the firmware on the qcow2 varstore for 3 s; qemu-img check: clean")
 }
+
+// 25 (issue #12 item 2). qcow2 on 11.3 and 12.8: with add_template = true
+// the restore filter of a qcow2 guest must not add the raw template (12.8
+// would refuse the restore); and libvirt's own rule for a definition that
+// names a raw template for a qcow2 varstore, asserted per version.
+func testQcow2AddTemplate(t *testing.T, h *host) {
+	a := h
+	name := a.guest("s25-qcow2-addt")
+	lvs := filepath.Join(systemNvramDir, name+"_VARS.qcow2")
+	vs := a.local(lvs)
+	t.Cleanup(func() { removeIfExists(vs) })
+	g := guest{name: name, loader: a.customCode, nvramXML: fmt.Sprintf("<nvram format='qcow2'>%s</nvram>", lvs)}
+	defineGuest(t, a, g)
+	virsh(t, a, "start", name)
+	requireState(t, a, name, "running")
+	requireQcow2Of(t, a, vs, a.customVars)
+	virsh(t, a, "save", name, savePath(name))
+	requireState(t, a, name, "shut off")
+	before := readBytes(t, vs)
+
+	conf := strings.Replace(env.hookConfig(a), "[nvram]\n", "[nvram]\nadd_template = true\n", 1)
+	if err := os.WriteFile(a.hookConf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(a.hookConf, []byte(env.hookConfig(a)), 0o644) })
+	mark := a.logMark()
+	out, err := virshRaw(a, "restore", "--paused", savePath(name))
+	t.Logf("restore with add_template = true: %v %s\nhook log:\n%s", err, strings.TrimSpace(out), strings.TrimSpace(a.logSince(mark)))
+	if err != nil {
+		t.Fatalf("libvirt %s: the restore of a qcow2 guest fails with add_template = true:\n%s", a.gen, out)
+	}
+	requireState(t, a, name, "paused")
+	requireSameBytes(t, vs, before, "the qcow2 varstore after the restore (not resumed)")
+	if _, tmpl := nvramOf(t, a, name); tmpl != "" {
+		x := virsh(t, a, "dumpxml", name)
+		if !strings.Contains(x, "templateFormat='qcow2'") {
+			t.Errorf("the restored qcow2 guest names template %q without templateFormat='qcow2':\n%s", tmpl, x)
+		}
+	}
+	virsh(t, a, "destroy", name)
+	os.WriteFile(a.hookConf, []byte(env.hookConfig(a)), 0o644)
+
+	// libvirt's own rule, the varstore existing: a raw template= beside
+	// format='qcow2'.
+	raw := fmt.Sprintf("<nvram format='qcow2' template='%s'>%s</nvram>", a.customVars, lvs)
+	g.nvramXML = raw
+	virsh(t, a, "undefine", "--keep-nvram", name)
+	defineGuest(t, a, g)
+	out, err = virshRaw(a, "start", "--paused", name)
+	t.Logf("libvirt %s, start with %s (varstore exists): %v %s", a.gen, raw, err, strings.TrimSpace(out))
+	switch a.gen {
+	case "12.8":
+		if err == nil || !strings.Contains(out, "conversion of the nvram template to another target format is not supported") {
+			t.Fatalf("libvirt 12.8 was expected to refuse a raw template for a qcow2 varstore:\n%s", out)
+		}
+		requireSameBytes(t, vs, before, "the qcow2 varstore after the refused start")
+	default:
+		if err != nil {
+			t.Fatalf("libvirt %s refused a raw template for an existing qcow2 varstore:\n%s", a.gen, out)
+		}
+		requireState(t, a, name, "paused")
+		requireSameBytes(t, vs, before, "the existing qcow2 varstore at start")
+		virsh(t, a, "destroy", name)
+	}
+}

@@ -141,6 +141,15 @@ func (e *environment) prepareRootFirmware(h *host) error {
 			return err
 		}
 	}
+	for arch, fw := range archFirmware {
+		code, vars := archCopies(h, arch)
+		for _, c := range [][2]string{{fw[0], code}, {fw[1], vars}} {
+			if err := copySparse(filepath.Join(lower, c[0]), c[1], 0o644); err != nil {
+				return err
+			}
+		}
+		h.extraPairs = append(h.extraPairs, code+":"+vars)
+	}
 	for _, c := range [][2]string{{aavmfCode, h.aaCode}, {aavmfVars, h.aaVars}} {
 		if err := copySparse(filepath.Join(lower, c[0]), c[1], 0o644); err != nil {
 			return err
