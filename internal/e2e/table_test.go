@@ -84,7 +84,10 @@ func recordCell(col, name string, r result) {
 
 func recordTiming(what string, d time.Duration) {
 	results.Lock()
-	results.timings = append(results.timings, fmt.Sprintf("%s: %s", what, d.Round(time.Second)))
+	if d > 0 {
+		what = fmt.Sprintf("%s: %s", what, d.Round(time.Second))
+	}
+	results.timings = append(results.timings, what)
 	results.Unlock()
 }
 
