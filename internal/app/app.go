@@ -262,7 +262,15 @@ func create(log *logrus.Entry, c plan.CreateVarstore) error {
 
 // logger builds the log from the config on first use; with a broken config
 // it still logs, to the default target.
-func (h *hookRun) logger() *logrus.Logger {
+func (h *hookRun) logger() *logrus.Logger { return h.openLog(false) }
+
+// openLog builds the log. A log target that cannot be used (a log file
+// that is a FIFO, a device, a symlink, in a missing directory) never fails
+// or holds up the call: the log goes to the default target (syslog when
+// /dev/log exists, else stderr) with one warning saying why. When that
+// fallback is stderr and the log is built for a failure, the warning is
+// left out: libvirt shows stderr as the error, and that is one line.
+func (h *hookRun) openLog(failing bool) *logrus.Logger {
 	if h.log != nil {
 		return h.log
 	}
@@ -272,19 +280,28 @@ func (h *hookRun) logger() *logrus.Logger {
 	}
 	l, _, err := logging.New(target, level, h.env.Stderr, h.env.DevLog)
 	if err != nil {
-		l, _, _ = logging.New("stderr", "info", h.env.Stderr, h.env.DevLog)
+		if l, _, _ = logging.New("", level, h.env.Stderr, h.env.DevLog); l == nil {
+			l, _, _ = logging.New("", "info", h.env.Stderr, h.env.DevLog)
+		}
 	}
 	// The process ends right after; the log's file or socket closes with
 	// it. When the log is stderr (chosen, or the fallback without syslog),
 	// an error is printed once, as the line libvirt shows.
 	h.toErr = l.Out == h.env.Stderr
 	h.log = l
+	if err != nil && !(failing && h.toErr) {
+		where := "syslog"
+		if h.toErr {
+			where = "stderr"
+		}
+		l.WithField("action", "log fallback").Warnf("%s; logging to %s instead", err, where)
+	}
 	return l
 }
 
 // fail logs err and prints it as the one line libvirt shows the user.
 func (h *hookRun) fail(err error) int {
-	l := h.logger()
+	l := h.openLog(true)
 	if !h.toErr {
 		l.WithFields(logrus.Fields{"domain": h.call.Domain, "op": string(h.call.Op), "action": "failed"}).Error(err.Error())
 	}

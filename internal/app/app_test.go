@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -800,5 +801,54 @@ func TestUEFIVarsSession(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(vsDir, "s.json")); err != nil || string(got) != `{"version": 2, "variables": []}` {
 		t.Errorf("varstore: %q, %v", got, err)
+	}
+}
+
+// TestUnusableLogFileFallsBack: a log file that is a FIFO (whose open for
+// writing waits for a reader), a device or missing its directory never
+// blocks nor fails a start: the varstore is created and the default log
+// (stderr here, with no /dev/log) says once why the file is not used.
+// check reports the same target as a problem.
+func TestUnusableLogFileFallsBack(t *testing.T) {
+	for _, tt := range []struct {
+		name, target, want string // target: relative to the host's root unless absolute
+	}{
+		{"FIFO", "fifo", "not a regular file (a FIFO); logging to stderr instead"},
+		{"device", "/dev/null", "not a regular file (a device); logging to stderr instead"},
+		{"missing directory", "nope/hook.log", "no such file or directory; logging to stderr instead"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			if err := syscall.Mkfifo(filepath.Join(h.root, "fifo"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			target := tt.target
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(h.root, target)
+			}
+			os.WriteFile(h.conf, bytes.ReplaceAll(mustRead(t, h.conf), []byte("target = file:"+h.log), []byte("target = file:"+target)), 0o644)
+			for _, args := range [][]string{{"uefi-custom", "prepare", "begin", "-"}, {"check"}} {
+				done := make(chan result, 1)
+				go func() { done <- h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), args...) }()
+				var r result
+				select {
+				case r = <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%v blocked on the log file", args)
+				}
+				if args[0] == "check" {
+					if r.code != 1 || !strings.Contains(r.stdout, "log:") || !strings.Contains(r.stdout, "ERROR log file: ") {
+						t.Errorf("check: exit %d, stdout %s", r.code, r.stdout)
+					}
+					continue
+				}
+				if r.code != 0 || strings.Count(r.stderr, tt.want) != 1 || !strings.Contains(r.stderr, "created varstore") {
+					t.Errorf("prepare: exit %d, stderr %q; want exit 0 and one line saying %q", r.code, r.stderr, tt.want)
+				}
+				if data, err := os.ReadFile(filepath.Join(h.nvram, "uefi-custom_VARS.fd")); err != nil || !bytes.Equal(data, h.vars) {
+					t.Errorf("varstore not created from the template: %v", err)
+				}
+			}
+		})
 	}
 }

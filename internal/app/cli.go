@@ -12,6 +12,7 @@ import (
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/config"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/firmware"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/logging"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/plan"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
@@ -122,6 +123,13 @@ func runCheck(e Env) int {
 	}
 	fmt.Fprintf(w, "add_template:\t%v\n", cfg.AddTemplate)
 	fmt.Fprintf(w, "log:\t%s (%s)\n", firstNonEmpty(cfg.LogTarget, "syslog if /dev/log exists, else stderr"), cfg.LogLevel)
+	if _, c, err := logging.New(cfg.LogTarget, cfg.LogLevel, io.Discard, e.DevLog); err != nil {
+		// The hook logs to the default target instead (and says so there).
+		fmt.Fprintf(w, "log:\tERROR %s\n", err)
+		problems++
+	} else {
+		c.Close()
+	}
 	w.Flush()
 
 	if cfg.Descriptors {

@@ -5,13 +5,17 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/syslog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/varstore"
 )
 
 // Tag is the syslog identifier.
@@ -55,7 +59,7 @@ func New(target, level string, stderr io.Writer, devLog string) (*logrus.Logger,
 		l.AddHook(&syslogHook{w: w})
 		return l, w, nil
 	case strings.HasPrefix(target, "file:"):
-		f, err := os.OpenFile(target[len("file:"):], os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openFile(target[len("file:"):])
 		if err != nil {
 			return nil, nil, fmt.Errorf("log file: %w", err)
 		}
@@ -63,6 +67,24 @@ func New(target, level string, stderr io.Writer, devLog string) (*logrus.Logger,
 		return l, f, nil
 	}
 	return nil, nil, fmt.Errorf("unknown log target %q", target)
+}
+
+// openFile opens the log file at path for appending, creating it (0640)
+// if missing. Its directory is walked as varstore directories are (a
+// symlink on the way only where root owns it and its directory), and the
+// file itself must be a regular file, never a symlink: the open neither
+// blocks (a FIFO, whose open for writing waits for a reader) nor writes to
+// a device or wherever someone else's symlink points.
+func openFile(path string) (*os.File, error) {
+	if !filepath.IsAbs(path) {
+		return nil, &os.PathError{Op: "open", Path: path, Err: errors.New("not an absolute path")}
+	}
+	d, err := varstore.OpenDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.OpenAppend(filepath.Base(path), 0o640)
 }
 
 // ParseLevel accepts the config's level names.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -109,5 +110,104 @@ func TestSyslogStream(t *testing.T) {
 	// <27> = facility daemon (3) * 8 + error (3)
 	if line := <-got; !strings.HasPrefix(line, "<27>") || !strings.Contains(line, "libvirt-nvram-hook[") || !strings.Contains(line, `level=error msg="cannot create varstore"`) {
 		t.Errorf("syslog line %q", line)
+	}
+}
+
+// TestFileTargetRefusesWhatIsNotARegularFile: a file: target that is a
+// FIFO (with or without a reader), a device, a symlink, or is reached
+// through a symlink that a non-root user planted is refused with one error
+// naming it, without blocking and without writing anywhere else.
+func TestFileTargetRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo, readFifo := filepath.Join(dir, "fifo"), filepath.Join(dir, "fifo-with-reader")
+	for _, p := range []string{fifo, readFifo} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A reader makes a non-blocking open for writing succeed.
+	if r, err := os.OpenFile(readFifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+		t.Fatal(err)
+	} else {
+		defer r.Close()
+	}
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep\n"), 0o600)
+	link := filepath.Join(dir, "link.log")
+	os.Symlink(victim, link)
+	// A directory of uid 1000 holding a symlink of theirs to another
+	// directory: the walk must not follow it.
+	userDir := filepath.Join(dir, "user")
+	elsewhere := filepath.Join(dir, "elsewhere")
+	os.Mkdir(userDir, 0o755)
+	os.Mkdir(elsewhere, 0o755)
+	os.Symlink(elsewhere, filepath.Join(userDir, "logs"))
+	if os.Geteuid() == 0 {
+		os.Lchown(userDir, 1000, 1000)
+		os.Lchown(filepath.Join(userDir, "logs"), 1000, 1000)
+	}
+	regular := filepath.Join(dir, "hook.log")
+	os.WriteFile(regular, []byte("old\n"), 0o640)
+	tests := []struct {
+		name, path string
+		root       bool // needs root to plant another user's files
+		wantErr    string
+	}{
+		{"FIFO without a reader", fifo, false, "a FIFO"},
+		{"FIFO with a reader", readFifo, false, "a FIFO"},
+		{"device", "/dev/null", false, "a device"},
+		{"symlink to a file", link, false, "a symlink"},
+		{"through another user's symlink", filepath.Join(userDir, "logs", "hook.log"), true, "symlink owned by uid 1000"},
+		{"existing regular file", regular, false, ""},
+		{"new file", filepath.Join(dir, "new.log"), false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("needs root to own files as uid 1000")
+			}
+			type result struct {
+				c   io.Closer
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				l, c, err := New("file:"+tt.path, "info", io.Discard, "")
+				if err == nil {
+					l.Warn("hello")
+				}
+				done <- result{c, err}
+			}()
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("New(file:%s) blocked", tt.path)
+			}
+			if tt.wantErr == "" {
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				res.c.Close()
+				if data, _ := os.ReadFile(tt.path); !strings.Contains(string(data), "msg=hello") {
+					t.Errorf("%s holds %q", tt.path, data)
+				}
+				return
+			}
+			if res.err == nil {
+				res.c.Close()
+				t.Fatalf("New(file:%s) = nil error, want one saying %q", tt.path, tt.wantErr)
+			}
+			t.Log(res.err)
+			if !strings.Contains(res.err.Error(), tt.wantErr) || !strings.Contains(res.err.Error(), "log file") {
+				t.Errorf("error %q, want it to say %q", res.err, tt.wantErr)
+			}
+		})
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep\n" {
+		t.Errorf("symlink's target written: %q", data)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "hook.log")); err == nil {
+		t.Errorf("log created through another user's symlink")
 	}
 }

@@ -1,6 +1,7 @@
 // Package safeopen opens the files the hook reads (templates, its config,
-// qemu.conf, firmware descriptors, domain XML files) so that no open can
-// block and nothing but a regular file is ever read.
+// qemu.conf, firmware descriptors, domain XML files), and the log file it
+// appends to, so that no open can block and nothing but a regular file is
+// ever read or written.
 //
 // A plain open(2) of a FIFO waits for a writer, and libvirtd holds the
 // domain's job while the hook runs: a FIFO named as a template or a config
@@ -36,6 +37,45 @@ func File(path string) (*os.File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	return regularBlocking(fd, path)
+}
+
+// AppendAt opens name in the directory dirfd for appending, creating it
+// with mode perm if missing, with the same guarantees as File: the open
+// cannot block (a FIFO without a reader fails at once, ENXIO), only a
+// regular file is kept, and a symlink as name is never followed. Anything
+// else already at name (a FIFO, a device, a socket, a symlink) is refused
+// before it is opened at all, so no device ever sees an open for writing.
+// path names the file in errors, which wrap ErrNotRegular as File's do.
+func AppendAt(dirfd int, name, path string, perm uint32) (*os.File, error) {
+	notRegular := func(mode uint32) error {
+		return &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, Kind(mode))}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(st.Mode)
+	}
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, perm)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		// Replaced since the check: name what is there now.
+		if e := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); e == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil, notRegular(st.Mode)
+		}
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return regularBlocking(fd, path)
+}
+
+// regularBlocking keeps the descriptor fd, opened with O_NONBLOCK, only if
+// fstat says it is a regular file, and makes it blocking again.
+func regularBlocking(fd int, path string) (*os.File, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
@@ -45,8 +85,9 @@ func File(path string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, Kind(st.Mode))}
 	}
-	// Regular files ignore O_NONBLOCK today, but reads must not see EAGAIN
-	// should a filesystem ever honour it (some FUSE and network ones do).
+	// Regular files ignore O_NONBLOCK today, but reads and writes must not
+	// see EAGAIN should a filesystem ever honour it (some FUSE and network
+	// ones do).
 	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err == nil {
 		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK)

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/safeopen"
 )
 
 // Dir is a directory opened for creating varstores in it. Everything the
@@ -23,6 +25,13 @@ type Dir struct {
 
 // Close releases the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
+
+// OpenAppend opens the file name in the directory for appending, creating
+// it with mode perm: safeopen.AppendAt (no blocking, regular files only,
+// no symlink followed).
+func (d *Dir) OpenAppend(name string, perm uint32) (*os.File, error) {
+	return safeopen.AppendAt(d.fd, name, filepath.Join(d.Path, name), perm)
+}
 
 // OutsideError is Place's error for a varstore path the hook must leave
 // alone: relative, outside allowed_dirs, or reached through a symlink that
