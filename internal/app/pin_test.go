@@ -186,3 +186,65 @@ func TestPinFlows(t *testing.T) {
 		t.Errorf("pin touched the nvram directory: %v", entries)
 	}
 }
+
+// TestLibvirtCompiledInList: libvirt's own build knows a template for
+// Debian's 2 MiB OVMF_CODE.fd (its compiled-in loader:nvram list), as long
+// as qemu.conf sets no nvram list of its own. audit, explain and pin agree
+// on it: a reset works, nothing needs pinning; with a qemu.conf nvram list
+// (which replaces the compiled-in one, and is itself ignored beside
+// descriptors) all three say libvirt knows none.
+func TestLibvirtCompiledInList(t *testing.T) {
+	const loader = "/usr/share/OVMF/OVMF_CODE.fd"
+	for _, tt := range []struct {
+		name, qemuConf string
+		libvirtKnows   bool
+	}{
+		{"qemu.conf without nvram", "user = \"libvirt-qemu\"\n", true},
+		{"qemu.conf nvram list", "", false}, // newHost's, naming QC_CODE.fd
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			if tt.qemuConf != "" {
+				os.WriteFile(filepath.Join(h.root, "qemu.conf"), []byte(tt.qemuConf), 0o644)
+			}
+			// The hook's template for the loader comes from its config, and
+			// its built-in table is off, so that the firmware installed on
+			// this machine (or not) plays no part: libvirt's list is a
+			// fact of its build, not of the hook's table.
+			os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\nbuiltin = false\nnvram = "+loader+":"+h.fw+"/CUSTOM_VARS.fd\n"), 1), 0o644)
+			xml := pinDomain("deb12", loader, "", h.nvram+"/deb12_VARS.fd")
+			defs := filepath.Join(h.root, "qemu")
+			os.Mkdir(defs, 0o755)
+			os.WriteFile(filepath.Join(defs, "deb12.xml"), []byte(xml), 0o600)
+			os.WriteFile(filepath.Join(h.nvram, "deb12_VARS.fd"), h.vars, 0o600)
+			v := newFakeVirsh(t, "libvirt 9.0.0")
+			v.define(t, "defs", "deb12", xml)
+
+			audit := h.run(t, nil, "check", "--audit", defs)
+			explain := h.run(t, []byte(xml), "explain")
+			pin := h.pin(t, v, "--dry-run")
+			known := "libvirt's compiled-in loader:nvram list (" + loader + ":/usr/share/OVMF/OVMF_VARS.fd"
+			if tt.libvirtKnows {
+				if audit.code != 0 || !strings.Contains(audit.stdout, "ok       deb12: "+h.nvram+"/deb12_VARS.fd exists (65536 bytes), template "+h.fw+"/CUSTOM_VARS.fd (hook config)\n") {
+					t.Errorf("audit: exit %d\n%s", audit.code, audit.stdout)
+				}
+				if !strings.Contains(explain.stdout, "reset-nvram: libvirt recreates the varstore from the template it knows ("+known) {
+					t.Errorf("explain:\n%s", explain.stdout)
+				}
+				if pin.code != 0 || !strings.Contains(pin.stdout, "ok       deb12: nothing to pin: libvirt finds its template itself ("+known) {
+					t.Errorf("pin: exit %d\n%s", pin.code, pin.stdout)
+				}
+				return
+			}
+			if audit.code != 1 || !strings.Contains(audit.stdout, "PROBLEM  deb12: ") || !strings.Contains(audit.stdout, "'virsh start --reset-nvram' fails: libvirt itself knows no template for "+loader) {
+				t.Errorf("audit: exit %d\n%s", audit.code, audit.stdout)
+			}
+			if !strings.Contains(explain.stdout, "reset-nvram: 'virsh start --reset-nvram' fails") {
+				t.Errorf("explain:\n%s", explain.stdout)
+			}
+			if !strings.Contains(pin.stdout, "dry-run  deb12: would add template='"+h.fw+"/CUSTOM_VARS.fd'") {
+				t.Errorf("pin: exit %d\n%s", pin.code, pin.stdout)
+			}
+		})
+	}
+}

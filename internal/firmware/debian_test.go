@@ -299,3 +299,44 @@ func TestSecondDescriptorIsAnAlternative(t *testing.T) {
 		t.Errorf("domain refusing enrolled keys: %+v, %v", hit, err)
 	}
 }
+
+// TestLibvirtDefaultMatchesDebianBuilds: the table's Libvirt field says
+// which releases' libvirt knows a pair itself, exactly as the loader:nvram
+// list compiled into each release's libvirt-daemon-driver-qemu has it
+// (testdata/debian/RELEASE/libvirt-loader-nvram.txt), and LibvirtDefault
+// finds each listed loader.
+func TestLibvirtDefaultMatchesDebianBuilds(t *testing.T) {
+	for _, release := range debianReleases {
+		t.Run(release, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", "debian", release, "libvirt-loader-nvram.txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed := map[string]string{}
+			for _, line := range strings.Split(string(data), "\n") {
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				code, vars, ok := strings.Cut(line, ":")
+				if !ok {
+					t.Fatalf("%q is not CODE:VARS", line)
+				}
+				listed[code] = vars
+			}
+			if len(listed) == 0 {
+				t.Fatal("no pairs listed")
+			}
+			for code, vars := range listed {
+				e, ok := LibvirtDefault(code)
+				if !ok || e.Vars != vars || !strings.Contains(" "+e.Libvirt+" ", " "+release+" ") {
+					t.Errorf("libvirt of %s knows %s:%s; LibvirtDefault = %+v, %v", release, code, vars, e, ok)
+				}
+			}
+			for _, e := range Table {
+				if strings.Contains(" "+e.Libvirt+" ", " "+release+" ") && listed[e.Code] != e.Vars {
+					t.Errorf("table says libvirt of %s knows %s:%s; its build lists %q", release, e.Code, e.Vars, listed[e.Code])
+				}
+			}
+		})
+	}
+}

@@ -114,6 +114,9 @@ type Catalog struct {
 	// Problems are sources that could not be read (a broken descriptor, an
 	// unparsable qemu.conf): they are skipped, logged and shown by check.
 	Problems []error
+	// QemuConfNVRAM: qemu.conf sets nvram (even to an empty list), which
+	// replaces the loader:nvram list compiled into libvirt.
+	QemuConfNVRAM bool
 
 	// sources is what the catalog was loaded from: Translate looks up the
 	// facts of loaders this host does not have in the whole table.
@@ -205,6 +208,7 @@ func (c *Catalog) loadQemuConf(s Sources) {
 		for _, p := range q.NVRAM {
 			c.Pairs = append(c.Pairs, Pair{Code: p.Code, Vars: p.Vars, Source: FromQemuConf, Origin: fmt.Sprintf("%s:%d", s.QemuConf, p.Line)})
 		}
+		c.QemuConfNVRAM = q.NVRAMSet
 		c.Consulted = append(c.Consulted, s.QemuConf)
 	}
 }

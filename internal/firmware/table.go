@@ -10,7 +10,26 @@ type TableEntry struct {
 	Releases string
 	Code     string
 	Vars     string
+	// Libvirt lists the releases whose libvirt QEMU driver knows this
+	// CODE:VARS pair itself: the loader:nvram list compiled into the build
+	// (meson option loader_nvram, DEFAULT_LOADER_NVRAM; Debian keeps
+	// libvirt's default), read from each release's
+	// libvirt-daemon-driver-qemu (testdata/debian/*/libvirt-loader-nvram.txt).
+	// libvirt takes the template from it for this literal loader path when
+	// no descriptor matches the domain and qemu.conf sets no nvram list.
+	Libvirt string
 	Facts
+}
+
+// LibvirtDefault returns the table entry whose pair libvirt's build knows
+// itself (Libvirt) for the literal loader path.
+func LibvirtDefault(loader string) (TableEntry, bool) {
+	for _, e := range Table {
+		if e.Libvirt != "" && e.Code == loader {
+			return e, true
+		}
+	}
+	return TableEntry{}, false
 }
 
 // Flash layouts of Debian's builds: the sizes of the CODE and VARS files.
@@ -67,8 +86,8 @@ var Table = []TableEntry{
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/OVMF/OVMF_CODE_4M.secboot.strictnx.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd", Facts: debOVMF4MSecure},
 	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/OVMF/OVMF_CODE_4M.ms.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", Facts: debOVMF4MMS},
 	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd", Facts: debOVMF4MTest},
-	{Distro: "debian", Releases: "12", Code: "/usr/share/OVMF/OVMF_CODE.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd", Facts: debOVMF2M},
-	{Distro: "debian", Releases: "12", Code: "/usr/share/OVMF/OVMF_CODE.secboot.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd", Facts: debOVMF2MSecure},
+	{Distro: "debian", Releases: "12", Code: "/usr/share/OVMF/OVMF_CODE.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd", Libvirt: "12 13 sid", Facts: debOVMF2M},
+	{Distro: "debian", Releases: "12", Code: "/usr/share/OVMF/OVMF_CODE.secboot.fd", Vars: "/usr/share/OVMF/OVMF_VARS.fd", Libvirt: "12 13 sid", Facts: debOVMF2MSecure},
 	{Distro: "debian", Releases: "12", Code: "/usr/share/OVMF/OVMF_CODE.ms.fd", Vars: "/usr/share/OVMF/OVMF_VARS.ms.fd", Facts: debOVMF2MMS},
 	// Debian i686 (ovmf-ia32; not in sid).
 	{Distro: "debian", Releases: "13", Code: "/usr/share/OVMF/OVMF32_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF32_VARS_4M.fd", Facts: debOVMF32},
@@ -79,14 +98,14 @@ var Table = []TableEntry{
 	// name the Secure Boot build since 13 (the plain one in 12, whose
 	// descriptor 40 still declared it Secure Boot with Microsoft keys).
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.no-secboot.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd", Facts: debAAVMF},
-	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd", Facts: debAAVMF},
+	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd", Libvirt: "12 13 sid", Facts: debAAVMF},
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.secboot.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd", Facts: debAAVMFSecure},
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.secboot.strictnx.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd", Facts: debAAVMFSecure},
 	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.ms.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.ms.fd", Facts: debAAVMFMS},
 	{Distro: "debian", Releases: "12 13 sid", Code: "/usr/share/AAVMF/AAVMF_CODE.snakeoil.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.snakeoil.fd", Facts: debAAVMFTest},
 	// Debian armv7l (qemu-efi-arm; not in sid), riscv64 and loongarch64
 	// (from 13 on).
-	{Distro: "debian", Releases: "12 13", Code: "/usr/share/AAVMF/AAVMF32_CODE.fd", Vars: "/usr/share/AAVMF/AAVMF32_VARS.fd", Facts: debAAVMF32},
+	{Distro: "debian", Releases: "12 13", Code: "/usr/share/AAVMF/AAVMF32_CODE.fd", Vars: "/usr/share/AAVMF/AAVMF32_VARS.fd", Libvirt: "12 13 sid", Facts: debAAVMF32},
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd", Vars: "/usr/share/qemu-efi-riscv64/RISCV_VIRT_VARS.fd", Facts: debRISCV},
 	{Distro: "debian", Releases: "13 sid", Code: "/usr/share/qemu-efi-loongarch64/QEMU_EFI.fd", Vars: "/usr/share/qemu-efi-loongarch64/QEMU_VARS.fd", Facts: debLoongArch},
 

@@ -586,10 +586,15 @@ func (h *Host) templateToAdd(d *domain.Domain) (firmware.Hit, bool, error) {
 // creates or resets the varstore (virsh start --reset-nvram, which no
 // hook can serve, or a start without the hook): the definition's own
 // template=, a firmware descriptor that fits the domain and names the
-// loader by its literal path, or qemu.conf's nvram list when no
-// descriptor exists at all (libvirt ignores the list otherwise). It
-// returns where, or "" when libvirt knows none. It sees the sources as
-// the hook's config does (descriptor_dirs, qemu_conf).
+// loader by its literal path, or else its loader:nvram list for the
+// literal path of a raw loader (qemuFirmwareFillDomainLegacy). That list
+// is the one compiled into libvirt's build (firmware.LibvirtDefault:
+// Debian's names OVMF_CODE.fd, its .secboot twin, AAVMF and AAVMF32)
+// while qemu.conf sets no nvram; qemu.conf's nvram list replaces it when
+// no descriptor exists at all, and empties it otherwise
+// (virQEMUDriverConfigLoadNVRAMEntry). It returns where, or "" when
+// libvirt knows none. It sees the sources as the hook's config does
+// (descriptor_dirs, qemu_conf).
 func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
 	json := UEFIVars(d)
 	if t := templateOf(d.NVRAM); json && d.Varstore.Template != "" || !json && t != "" {
@@ -616,14 +621,19 @@ func (h *Host) LibvirtTemplate(d *domain.Domain) (string, error) {
 		files, _ := firmware.DescriptorFiles(h.Config.DescriptorDirs)
 		descriptors = len(files) > 0
 	}
+	// libvirt skips its list for a loader of another format than raw.
+	legacy := d.Loader.Format == "" || d.Loader.Format == "raw"
 	for _, c := range cat.Lookup(Query(d)).Candidates {
 		switch {
 		case c.Why != "" || c.Resolved:
 		case c.Source == firmware.FromDescriptor:
 			return string(c.Source) + " " + c.Origin, nil
-		case c.Source == firmware.FromQemuConf && !descriptors:
+		case c.Source == firmware.FromQemuConf && !descriptors && legacy:
 			return string(c.Source) + " " + c.Origin, nil
 		}
+	}
+	if e, ok := firmware.LibvirtDefault(d.Loader.Path); ok && legacy && !cat.QemuConfNVRAM {
+		return fmt.Sprintf("libvirt's compiled-in loader:nvram list (%s:%s, in Debian %s's builds)", e.Code, e.Vars, e.Libvirt), nil
 	}
 	return "", nil
 }

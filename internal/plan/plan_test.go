@@ -343,8 +343,11 @@ func TestTemplateFormatConflict(t *testing.T) {
 }
 
 // TestLibvirtTemplate: libvirt finds a template itself in the definition,
-// in a descriptor naming the loader, or in qemu.conf's list only while no
-// descriptor exists at all; the hook's config and table are not libvirt's.
+// in a descriptor naming the loader, or in its loader:nvram list for a
+// literal loader path no descriptor matches: the list compiled into its
+// build (Debian's names OVMF_CODE.fd, OVMF_CODE.secboot.fd, AAVMF_CODE.fd,
+// AAVMF32_CODE.fd), which qemu.conf's nvram replaces, and empties once a
+// descriptor exists. The hook's config and table are not libvirt's.
 func TestLibvirtTemplate(t *testing.T) {
 	root := t.TempDir()
 	descs := filepath.Join(root, "descriptors")
@@ -352,32 +355,54 @@ func TestLibvirtTemplate(t *testing.T) {
 	for _, f := range []string{"QC_CODE.fd", "QC_VARS.fd", "D_CODE.fd", "D_VARS.fd", "H_VARS.fd"} {
 		os.WriteFile(filepath.Join(root, f), []byte("x"), 0o644)
 	}
-	os.WriteFile(filepath.Join(root, "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"%s/QC_CODE.fd:%s/QC_VARS.fd\" ]\n", root, root)), 0o644)
+	qemuConf := fmt.Sprintf("nvram = [ \"%s/QC_CODE.fd:%s/QC_VARS.fd\" ]\n", root, root)
 	conf := filepath.Join(root, "hook.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("[templates]\nnvram = %s/H_CODE.fd:%s/H_VARS.fd\ndescriptor_dirs = %s\nqemu_conf = %s/qemu.conf\nbuiltin = false\n", root, root, descs, root)), 0o644)
 	desc := fmt.Sprintf(`{"mapping":{"device":"flash","executable":{"filename":"%s/D_CODE.fd"},"nvram-template":{"filename":"%s/D_VARS.fd"}},"targets":[{"architecture":"x86_64","machines":["pc-q35-*"]}]}`, root, root)
+	const ovmf2M, ovmf4M = "/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	for _, tt := range []struct {
-		loader, template string
+		loader, template string // loader: relative to root unless absolute
 		descriptor       bool
+		qemuConf         string // "-": the hook's qemu.conf is missing
 		want             string
 	}{
-		{"QC_CODE.fd", "", false, "qemu.conf"},
-		{"QC_CODE.fd", "", true, ""},
-		{"D_CODE.fd", "", true, "firmware descriptor"},
-		{"H_CODE.fd", "", false, ""},
-		{"H_CODE.fd", " template='" + root + "/H_VARS.fd'", false, "template= in the definition"},
+		{"QC_CODE.fd", "", false, qemuConf, "qemu.conf"},
+		{"QC_CODE.fd", "", true, qemuConf, ""},
+		{"D_CODE.fd", "", true, qemuConf, "firmware descriptor"},
+		{"H_CODE.fd", "", false, qemuConf, ""},
+		{"H_CODE.fd", " template='" + root + "/H_VARS.fd'", false, qemuConf, "template= in the definition"},
+		// libvirt's compiled-in list: in force beside descriptors while
+		// qemu.conf sets no nvram (Debian 12's 2 MiB guests).
+		{ovmf2M, "", true, "-", "libvirt's compiled-in loader:nvram list"},
+		{ovmf2M, "", true, "# nothing\n", "libvirt's compiled-in loader:nvram list"},
+		{"/usr/share/OVMF/OVMF_CODE.secboot.fd", "", false, "-", "libvirt's compiled-in loader:nvram list"},
+		{"/usr/share/AAVMF/AAVMF_CODE.fd", "", true, "-", "libvirt's compiled-in loader:nvram list"},
+		{ovmf4M, "", true, "-", ""}, // named by Debian's descriptors, not by the list
+		// qemu.conf's nvram replaces the list, and with descriptors
+		// present libvirt drops both.
+		{ovmf2M, "", false, qemuConf, ""},
+		{ovmf2M, "", true, qemuConf, ""},
+		{ovmf2M, "", true, "nvram = []\n", ""},
 	} {
 		os.Remove(filepath.Join(descs, "50-d.json"))
 		if tt.descriptor {
 			os.WriteFile(filepath.Join(descs, "50-d.json"), []byte(desc), 0o644)
 		}
-		d, err := domain.Parse([]byte(fmt.Sprintf("<domain><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>%s/%s</loader><nvram%s>%s/vm_VARS.fd</nvram></os></domain>", root, tt.loader, tt.template, root)))
+		os.Remove(filepath.Join(root, "qemu.conf"))
+		if tt.qemuConf != "-" {
+			os.WriteFile(filepath.Join(root, "qemu.conf"), []byte(tt.qemuConf), 0o644)
+		}
+		loader := tt.loader
+		if !filepath.IsAbs(loader) {
+			loader = filepath.Join(root, loader)
+		}
+		d, err := domain.Parse([]byte(fmt.Sprintf("<domain><name>vm</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>%s</loader><nvram%s>%s/vm_VARS.fd</nvram></os></domain>", loader, tt.template, root)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := NewHost(config.Base(conf, ""), true, nil).LibvirtTemplate(d)
 		if err != nil || !strings.HasPrefix(got, tt.want) || (tt.want == "") != (got == "") {
-			t.Errorf("%s%s, descriptor %v: %q, %v; want %q", tt.loader, tt.template, tt.descriptor, got, err, tt.want)
+			t.Errorf("%s%s, descriptor %v, qemu.conf %q: %q, %v; want %q", tt.loader, tt.template, tt.descriptor, tt.qemuConf, got, err, tt.want)
 		}
 	}
 }

@@ -24,8 +24,11 @@ type Pair struct {
 type Conf struct {
 	Path  string
 	NVRAM []Pair
-	User  string
-	Group string
+	// NVRAMSet: the file sets nvram, even to an empty list. libvirt then
+	// drops the loader:nvram list compiled into its build.
+	NVRAMSet bool
+	User     string
+	Group    string
 }
 
 // Load reads and parses path. A missing file is returned as an error
@@ -74,7 +77,7 @@ func Parse(data []byte) (*Conf, error) {
 			if v.list == nil {
 				return nil, fmt.Errorf("line %d: nvram must be a list of strings", line)
 			}
-			c.NVRAM = c.NVRAM[:0]
+			c.NVRAM, c.NVRAMSet = c.NVRAM[:0], true
 			for _, item := range v.list {
 				code, vars, ok := SplitPair(item.str)
 				if !ok {

@@ -24,12 +24,14 @@ nvram = [
 ]
 max_files = 32768
 security_driver = [ "selinux", "dac" ]
-`, Conf{User: "qemu", Group: "+107", NVRAM: []Pair{
+`, Conf{User: "qemu", Group: "+107", NVRAMSet: true, NVRAM: []Pair{
 			{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd", 6},
 			{"/srv/fw/X_CODE.fd", "/srv/fw/X_VARS.fd", 7},
 		}}, ""},
 		{"one-line list, later nvram wins", `nvram = ["/a:/b"]
-nvram = ["/c:/d"]`, Conf{NVRAM: []Pair{{"/c", "/d", 2}}}, ""},
+nvram = ["/c:/d"]`, Conf{NVRAMSet: true, NVRAM: []Pair{{"/c", "/d", 2}}}, ""},
+		// Set, though empty: libvirt drops its compiled-in list for it.
+		{"empty list", "nvram = [ ]\n", Conf{NVRAMSet: true}, ""},
 		{"bad pair", `nvram = [ "/only-one-path" ]`, Conf{}, `line 1: nvram entry "/only-one-path" is not CODE:VARS`},
 		{"nvram not a list", `nvram = "/a:/b"`, Conf{}, "line 1: nvram must be a list"},
 		{"unclosed list", "nvram = [\n \"/a:/b\",\n", Conf{}, "list not closed"},
