@@ -56,13 +56,14 @@ func undoLater(t *testing.T, what string, fn func() error) {
 	})
 }
 
-// opsHost is host A as an operations team has it before installing the
-// hook: maybe its own hooks/qemu (a bash script that logs every call and
+// opsHost is a host (A, or a root host) as an operations team has it
+// before installing the hook: maybe its own hooks/qemu (a bash script that logs every call and
 // can filter restore/migrate XML), no libvirt-nvram-hook, the daemon
 // reloaded so that it knows exactly these hooks. A probe in hooks/daemon
 // counts the daemon's SIGHUPs (libvirtd runs the daemon hook with "reload"
 // on each), so a test can tell whether an installer signalled it.
 type opsHost struct {
+	h       *host
 	dir     string // under the work dir
 	prefix  string // PREFIX for make install
 	bin     string // PREFIX/libexec/libvirt-nvram-hook
@@ -140,13 +141,13 @@ exit 0
 `, shq(calls), shq(mode), modeMark, foreignMarker, modeEcho)
 }
 
-// newOpsHost takes the harness's hook entry and config away, puts the
-// foreign hook in place (withForeign) and SIGHUPs host A's daemon, which
+// newOpsHost takes the harness's hook entry and config away from h, puts
+// the foreign hook in place (withForeign) and SIGHUPs h's daemon, which
 // then knows the foreign hook, or no qemu hook at all. Everything comes back
-// at the test's end.
-func newOpsHost(t *testing.T, withForeign bool) *opsHost {
+// at the test's end. foreignHook and daemonHook are paths as h's libvirt
+// sees them.
+func newOpsHost(t *testing.T, a *host, withForeign bool) *opsHost {
 	t.Helper()
-	a := env.a
 	qd := filepath.Dir(a.hookEntry)
 	if ents, err := os.ReadDir(qd); err == nil {
 		for _, e := range ents {
@@ -166,6 +167,7 @@ func newOpsHost(t *testing.T, withForeign bool) *opsHost {
 		t.Fatal(err)
 	}
 	o := &opsHost{
+		h:      a,
 		dir:    dir,
 		prefix: filepath.Join(dir, "prefix"),
 		calls:  filepath.Join(dir, "foreign-calls"),
@@ -174,6 +176,7 @@ func newOpsHost(t *testing.T, withForeign bool) *opsHost {
 	o.bin = filepath.Join(o.prefix, "libexec", pkgName)
 
 	harnessConf := filepath.Join(dir, "harness-nvram-hook.conf")
+	foreignPath, probePath := a.local(foreignHook), a.local(daemonHook)
 	var foreignAside, ourForeign, ourProbe string
 	undoLater(t, "put the harness's hook entry and config back", func() error {
 		var errs []error
@@ -198,7 +201,7 @@ func newOpsHost(t *testing.T, withForeign bool) *opsHost {
 			keep(removeIfExists(ourForeign))
 		}
 		if foreignAside != "" {
-			keep(os.Rename(foreignAside, foreignHook))
+			keep(os.Rename(foreignAside, foreignPath))
 		}
 		// dpkg -P removes the package's directories when they are empty.
 		keep(os.MkdirAll(qd, 0o755))
@@ -215,31 +218,31 @@ func newOpsHost(t *testing.T, withForeign bool) *opsHost {
 	if err := os.Remove(a.hookEntry); err != nil {
 		t.Fatal(err)
 	}
-	if fileExists(foreignHook) {
-		// The machine's own: out of hooks/ for now, where libvirt would run it.
-		foreignAside = filepath.Join("/etc/libvirt", ".e2e-aside-hooks-qemu")
-		if err := os.Rename(foreignHook, foreignAside); err != nil {
+	if fileExists(foreignPath) {
+		// The host's own: out of hooks/ for now, where libvirt would run it.
+		foreignAside = filepath.Join(a.etc, ".e2e-aside-hooks-qemu")
+		if err := os.Rename(foreignPath, foreignAside); err != nil {
 			foreignAside = ""
 			t.Fatal(err)
 		}
-		t.Logf("moved the machine's %s aside to %s until the end of the scenario", foreignHook, foreignAside)
+		t.Logf("moved host %s's %s aside to %s until the end of the scenario", a.name, foreignPath, foreignAside)
 	}
-	if !fileExists(daemonHook) {
+	if !fileExists(probePath) {
 		o.reloads = filepath.Join(dir, "daemon-calls")
-		ourProbe = daemonHook
+		ourProbe = probePath
 		probe := fmt.Sprintf("#!/bin/sh\n# SIGHUP probe of the libvirt-nvram-hook e2e suite; removed at its end.\necho \"$1 $2 $3 $4\" >>%s\nexit 0\n", shq(o.reloads))
-		if err := os.WriteFile(daemonHook, []byte(probe), 0o755); err != nil {
+		if err := os.WriteFile(probePath, []byte(probe), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	} else {
-		t.Logf("%s exists: not probing the daemon's reloads", daemonHook)
+		t.Logf("%s exists: not probing the daemon's reloads", probePath)
 	}
 	if withForeign {
-		ourForeign = foreignHook
-		if err := os.WriteFile(foreignHook, []byte(foreignScript(o.calls, o.mode)), 0o755); err != nil {
+		ourForeign = foreignPath
+		if err := os.WriteFile(foreignPath, []byte(foreignScript(o.calls, o.mode)), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		o.foreign = identify(t, foreignHook)
+		o.foreign = identify(t, foreignPath)
 	}
 	reload(t, a) // the daemon now knows the ops team's hooks and no other
 	o.waitReloads(t, 1)
@@ -431,19 +434,37 @@ func requireLink(t *testing.T, p, target string) {
 	}
 }
 
-// writeConfig replaces the hook's config (the operator edits it): the
-// harness's mapping of the custom loader, logging to host A's hook log.
-func writeConfig(t *testing.T) []byte {
+// writeConfig replaces the hook's config on o's host (the operator edits
+// it): the harness's mapping of the custom loaders, logging to that host's
+// hook log.
+func (o *opsHost) writeConfig(t *testing.T) []byte {
 	t.Helper()
-	b := []byte(env.hookConfig(env.a))
-	if err := os.WriteFile(env.a.hookConf, b, 0o644); err != nil {
+	b := []byte(env.hookConfig(o.h))
+	if err := os.WriteFile(o.h.hookConf, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-// nvramDirsA are the directories holding host A's varstores.
-func nvramDirsA() []string { return []string{env.a.nvramDir, env.altNvram, env.shared} }
+// nvramSnap is snapshotDirs of the directories holding h's varstores.
+type nvramSnap struct {
+	h    *host
+	rows string
+}
+
+func snapshotNvram(t *testing.T, h *host) nvramSnap {
+	t.Helper()
+	return nvramSnap{h, snapshotDirs(t, h.nvramDir, env.altNvram, env.shared)}
+}
+
+// requireSame: not a file in those directories changed (mode, owner, size,
+// mtime, ctime, SHA-256), none came or went.
+func (s nvramSnap) requireSame(t *testing.T, what string) {
+	t.Helper()
+	if now := snapshotNvram(t, s.h); now.rows != s.rows {
+		t.Fatalf("%s changed the nvram dirs of host %s:\nbefore:\n%s\nafter:\n%s", what, s.h.name, s.rows, now.rows)
+	}
+}
 
 // requireLibvirtsOwnNoVarsError: the start failed because libvirt found no
 // template, with no hook involved in the failure.
@@ -459,20 +480,19 @@ func requireLibvirtsOwnNoVarsError(t *testing.T, out string) {
 	}
 }
 
-// startCreatesVarstore starts g paused on A, checks that the varstore was
-// made from the custom template by the hook (0600, libvirt-qemu, its log
+// startCreatesVarstore starts g paused on a, checks that the varstore was
+// made from a's custom template by the hook (0600, libvirt-qemu, its log
 // says so), resumes it and stops it.
-func startCreatesVarstore(t *testing.T, g guest) {
+func startCreatesVarstore(t *testing.T, a *host, g guest) {
 	t.Helper()
-	a := env.a
 	vs := a.varstore(g.name)
 	requireNoFile(t, vs)
 	mark := a.logMark()
 	virsh(t, a, "start", "--paused", g.name)
 	requireState(t, a, g.name, "paused")
-	requireSameFile(t, vs, env.customVars, "varstore created at start")
-	requireModeOwner(t, vs, 0o600, env.qemuUID)
-	t.Logf("hook log: %s", requireLogMentions(t, a, mark, vs, "created"))
+	requireSameFile(t, vs, a.customVars, "varstore created at start")
+	requireModeOwner(t, vs, 0o600, a.qemuUID)
+	t.Logf("hook log: %s", requireLogMentions(t, a, mark, a.varstorePath(g.name), "created"))
 	virsh(t, a, "resume", g.name)
 	requireState(t, a, g.name, "running")
 	virsh(t, a, "destroy", g.name)
@@ -486,7 +506,7 @@ func startCreatesVarstore(t *testing.T, g guest) {
 // varstore. Installing again changes nothing.
 func testForeignHookMakeInstall(t *testing.T) {
 	a := env.a
-	o := newOpsHost(t, true)
+	o := newOpsHost(t, a, true)
 	g := guest{name: guestPrefix + "s15-foreign", loader: env.customCode}
 	defineGuest(t, a, g)
 	vs := a.varstore(g.name)
@@ -524,9 +544,9 @@ func testForeignHookMakeInstall(t *testing.T) {
 	t.Logf("installed hook, shipped config: %s", strings.TrimSpace(out))
 
 	// The operator maps the loader: both hooks run, ours makes the varstore.
-	writeConfig(t)
+	o.writeConfig(t)
 	cm = o.callsMark()
-	startCreatesVarstore(t, g)
+	startCreatesVarstore(t, a, g)
 	t.Logf("the foreign hook's calls: %q", o.requireCalls(t, cm, g.name,
 		"prepare begin nvram=yes", "start begin nvram=yes", "started begin nvram=yes", "stopped end", "release end"))
 	o.requireReloads(t, r0, "starting the guest")
@@ -557,7 +577,7 @@ func testForeignHookMakeInstall(t *testing.T) {
 	g2 := guest{name: guestPrefix + "s15-upgraded", loader: env.customCode}
 	defineGuest(t, a, g2)
 	cm = o.callsMark()
-	startCreatesVarstore(t, g2)
+	startCreatesVarstore(t, a, g2)
 	o.requireCalls(t, cm, g2.name, "prepare begin", "start begin", "started begin")
 	o.requireReloads(t, r0, "upgrade and start")
 	o.foreign.requireUntouched(t, "after the upgrade")
@@ -575,9 +595,9 @@ type domMarked struct {
 // foreign change; the varstore is made and the guest runs.
 func testFilterChain(t *testing.T) {
 	a := env.a
-	o := newOpsHost(t, true)
+	o := newOpsHost(t, a, true)
 	o.makeInstall(t)
-	writeConfig(t)
+	o.writeConfig(t)
 	for _, mode := range []string{modeMark, modeSilent, modeEcho} {
 		t.Run(mode, func(t *testing.T) {
 			o.setMode(t, mode)
@@ -634,7 +654,7 @@ func testFilterChain(t *testing.T) {
 // again with libvirt's own error, not a hook's.
 func testUninstall(t *testing.T) {
 	a := env.a
-	o := newOpsHost(t, true)
+	o := newOpsHost(t, a, true)
 	sample := filepath.Join(env.repo, "install", "nvram-hook.conf")
 
 	t.Run("shipped_config_removed", func(t *testing.T) {
@@ -649,17 +669,17 @@ func testUninstall(t *testing.T) {
 	})
 
 	o.makeInstall(t)
-	conf := writeConfig(t) // modified: must survive the uninstall
+	conf := o.writeConfig(t) // modified: must survive the uninstall
 	g1 := guest{name: guestPrefix + "s17-started", loader: env.customCode}
 	g2 := guest{name: guestPrefix + "s17-never-started", loader: env.customCode}
 	defineGuest(t, a, g1)
 	defineGuest(t, a, g2)
-	startCreatesVarstore(t, g1)
+	startCreatesVarstore(t, a, g1)
 	if fileSize(a.varstore(g1.name)) == 0 {
 		t.Fatal("no varstore to watch")
 	}
 
-	before := snapshotDirs(t, nvramDirsA()...)
+	before := snapshotNvram(t, a)
 	r0 := o.reloadCount()
 	out := o.makeUninstall(t)
 	requireContains(t, "qemu.d line", summaryState(t, out, "hook", a.hookEntry), "removed")
@@ -667,9 +687,7 @@ func testUninstall(t *testing.T) {
 	requireContains(t, "config line", summaryState(t, out, "config", a.hookConf), "kept", "modified")
 	requireContains(t, "nvram line", summaryNotes(out, "nvram"), "not touched")
 	requireContains(t, "reload line", summaryNotes(out, "reload"), "not needed")
-	if after := snapshotDirs(t, nvramDirsA()...); after != before {
-		t.Fatalf("make uninstall changed the nvram dirs:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	before.requireSame(t, "make uninstall")
 	requireNoFile(t, o.bin)
 	requireNoFile(t, a.hookEntry)
 	requireSameBytes(t, a.hookConf, conf, "modified config after make uninstall")
@@ -692,14 +710,38 @@ func testUninstall(t *testing.T) {
 	o.foreign.requireUntouched(t, "after the starts")
 }
 
-// dpkgRun runs dpkg (or dpkg-query) non-interactively; a dpkg lock held by
-// someone else is waited for, up to a minute.
-func dpkgRun(tool string, args ...string) (string, error) {
+// hostCommand is name with args run where h's libvirt runs: on A the
+// machine itself (the test's environment); on a root host inside its
+// libvirtd's mount namespace and root (nsenter -m -r, from /, a plain
+// environment), where /proc, /dev, /sys and the work dir are mounted, so
+// that a package script sees what that daemon sees and can signal it. The
+// root host's libvirtd must still be the process in that root.
+func hostCommand(h *host, name string, args ...string) (*exec.Cmd, error) {
+	envv := []string{"LC_ALL=C", "DEBIAN_FRONTEND=noninteractive"}
+	if h.root == "" {
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), envv...)
+		return cmd, nil
+	}
+	if !alive(h.pid) || procRoot(h.pid) != h.root {
+		return nil, fmt.Errorf("host %s: libvirtd pid %d no longer runs in %s: nothing to enter", h.name, h.pid, h.root)
+	}
+	nargs := append([]string{"-t", strconv.Itoa(h.pid), "-m", "-r", "--", "/bin/sh", "-c", `cd / && exec "$@"`, "sh", name}, args...)
+	cmd := exec.Command("nsenter", nargs...)
+	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, envv...)
+	return cmd, nil
+}
+
+// dpkgRun runs h's own dpkg (or dpkg-query) non-interactively; a dpkg lock
+// held by someone else is waited for, up to a minute.
+func dpkgRun(h *host, tool string, args ...string) (string, error) {
 	var out []byte
 	var err error
 	for i := 0; i < 30; i++ {
-		cmd := exec.Command(tool, args...)
-		cmd.Env = append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
+		var cmd *exec.Cmd
+		if cmd, err = hostCommand(h, tool, args...); err != nil {
+			return "", err
+		}
 		out, err = runWithTimeout(cmd, 2*time.Minute)
 		if err == nil || !bytes.Contains(out, []byte("lock")) || tool != "dpkg" {
 			break
@@ -709,19 +751,46 @@ func dpkgRun(tool string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// pkgStatus is dpkg's status abbreviation of the package ("ii ", "rc "),
-// "" when dpkg does not know it.
-func pkgStatus() string {
-	out, err := dpkgRun("dpkg-query", "-W", "-f=${db:Status-Abbrev}", pkgName)
+// dpkgMust runs dpkg ARGS on h, logs its output and fails the test on error.
+func dpkgMust(t *testing.T, h *host, args ...string) string {
+	t.Helper()
+	t0 := time.Now()
+	out, err := dpkgRun(h, "dpkg", args...)
+	t.Logf("host %s: dpkg %s (%s):\n%s", h.name, strings.Join(args, " "), time.Since(t0).Round(time.Millisecond), out)
 	if err != nil {
-		return ""
+		t.Fatalf("host %s: dpkg %s: %v", h.name, strings.Join(args, " "), err)
 	}
-	return strings.TrimSpace(out)
+	return out
+}
+
+// pkgStatus is h's dpkg status abbreviation of the package ("ii", "rc"),
+// "" when dpkg does not know it.
+func pkgStatus(h *host) (string, error) {
+	out, err := dpkgRun(h, "dpkg-query", "-W", "-f=${db:Status-Abbrev}", pkgName)
+	if err != nil {
+		if strings.Contains(out, "no packages found") {
+			return "", nil
+		}
+		return "", fmt.Errorf("host %s: dpkg-query -W %s: %v: %s", h.name, pkgName, err, out)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func requirePkgStatus(t *testing.T, h *host, want, when string) {
+	t.Helper()
+	st, err := pkgStatus(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != want {
+		t.Fatalf("%s: the package's status on host %s is %q, want %q", when, h.name, st, want)
+	}
 }
 
 // buildDeb builds the .deb of the binary under test with the script `make
 // deb` runs (install/debian/build-deb.sh), into the work dir rather than
-// the source tree's bin/.
+// the source tree's bin/: the one package every host installs (the work dir
+// is at the same path in the root hosts).
 func buildDeb(t *testing.T) string {
 	t.Helper()
 	version := "dev"
@@ -746,153 +815,159 @@ func buildDeb(t *testing.T) string {
 	return deb
 }
 
-// installDeb runs dpkg -i and registers the package's purge.
-func installDeb(t *testing.T, deb string) string {
+// installDeb runs dpkg -i on h and registers the package's purge (also at
+// teardown, if the test dies first). It returns dpkg's output and records
+// what the postinst said, with how long dpkg -i took, in the table's notes.
+func installDeb(t *testing.T, h *host, deb, what string) string {
 	t.Helper()
-	undoLater(t, "purge the "+pkgName+" package", func() error {
-		if pkgStatus() == "" {
-			return nil
+	undoLater(t, "purge the "+pkgName+" package on host "+h.name, func() error {
+		st, err := pkgStatus(h)
+		if err != nil || st == "" {
+			return err
 		}
-		out, err := dpkgRun("dpkg", "-P", pkgName)
+		out, err := dpkgRun(h, "dpkg", "-P", pkgName)
 		if err != nil {
-			return fmt.Errorf("dpkg -P %s: %v: %s", pkgName, err, out)
+			return fmt.Errorf("host %s: dpkg -P %s: %v: %s", h.name, pkgName, err, out)
 		}
-		logf("purged %s", pkgName)
+		logf("purged %s on host %s", pkgName, h.name)
 		return nil
 	})
-	out, err := dpkgRun("dpkg", "-i", deb)
-	t.Logf("dpkg -i %s:\n%s", filepath.Base(deb), out)
-	if err != nil {
-		t.Fatalf("dpkg -i failed: %v", err)
-	}
-	if st := pkgStatus(); st != "ii" {
-		t.Fatalf("after dpkg -i the package's status is %q, want ii", st)
-	}
+	t0 := time.Now()
+	out := dpkgMust(t, h, "-i", deb)
+	recordTiming(fmt.Sprintf("libvirt %s: dpkg -i (%s), the postinst: %s", h.gen, what, strings.Join(postinstSaid(out), " / ")), time.Since(t0))
+	requirePkgStatus(t, h, "ii", "after dpkg -i")
 	return out
 }
 
-// pkgFiles lists the package's files and links (not directories).
-func pkgFiles(t *testing.T) []string {
+// postinstSaid is the postinst's part of dpkg -i's output: the lines after
+// "Setting up PACKAGE", up to the next dpkg line.
+func postinstSaid(out string) []string {
+	var said []string
+	in := false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "Setting up "+pkgName+" "):
+			in = true
+		case !in || strings.TrimSpace(l) == "":
+		case strings.HasPrefix(l, "Processing triggers ") || strings.HasPrefix(l, "Setting up "):
+			in = false
+		default:
+			said = append(said, strings.TrimSpace(l))
+		}
+	}
+	return said
+}
+
+// pkgFiles lists the package's files and links (not directories) on h, as
+// paths there.
+func pkgFiles(t *testing.T, h *host) []string {
 	t.Helper()
-	out, err := dpkgRun("dpkg-query", "-L", pkgName)
+	out, err := dpkgRun(h, "dpkg-query", "-L", pkgName)
 	if err != nil {
-		t.Fatalf("dpkg-query -L: %v: %s", err, out)
+		t.Fatalf("host %s: dpkg-query -L: %v: %s", h.name, err, out)
 	}
 	var files []string
 	for _, p := range strings.Split(out, "\n") {
 		p = strings.TrimSpace(p)
-		if st, err := os.Lstat(p); err == nil && !st.IsDir() {
+		if st, err := os.Lstat(h.local(p)); err == nil && !st.IsDir() {
 			files = append(files, p)
 		}
 	}
 	return files
 }
 
-// policyBlocksReload tells whether policy-rc.d (as the package scripts ask
-// it) forbids reloading libvirtd here.
-func policyBlocksReload() bool {
-	p, err := exec.LookPath("policy-rc.d")
+// policyBlocksReload tells whether policy-rc.d on h (found as the package
+// scripts find it, on PATH) forbids reloading libvirtd there.
+func policyBlocksReload(t *testing.T, h *host) bool {
+	t.Helper()
+	cmd, err := hostCommand(h, "/bin/sh", "-c", `p=$(command -v policy-rc.d) || exit 0; exec "$p" libvirtd reload`)
 	if err != nil {
-		if p = "/usr/sbin/policy-rc.d"; !fileExists(p) {
-			return false
-		}
+		t.Fatal(err)
 	}
-	err = exec.Command(p, "libvirtd", "reload").Run()
+	err = cmd.Run()
 	var ee *exec.ExitError
 	return errors.As(err, &ee) && ee.ExitCode() == 101
 }
 
 var hupRe = regexp.MustCompile(`kill -HUP (\d+)`)
 
-// 18. The .deb on the same hosts: with the foreign hook, dpkg -i needs no
+// 18 (host A) and 26 (the root hosts: Debian 13's and sid's own dpkg,
+// inside the root). The .deb: with the foreign hook, dpkg -i needs no
 // reload (postinst says so and signals nothing), a start runs both hooks
 // through /usr/libexec/libvirt-nvram-hook; dpkg -r keeps the modified
 // conffile, dpkg -P removes it; the package's files go, the foreign hook
 // and every varstore stay as they were. On a host with no qemu hook the
 // postinst must have libvirtd rescan its hooks: where policy-rc.d forbids
-// it (this kind of machine), it says what to run; done, the start works.
-func testDeb(t *testing.T) {
+// it (host A), it says what to run; done, the start works.
+func testDeb(t *testing.T, h *host) {
 	for _, tool := range []string{"dpkg", "dpkg-deb", "dpkg-query"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not found: not a Debian host", tool)
 		}
 	}
-	if st := pkgStatus(); st != "" {
-		t.Skipf("the %s package is known to dpkg on this machine already (%q): not touching it", pkgName, st)
+	st, err := pkgStatus(h)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fileExists(pkgBin) {
-		t.Skipf("%s exists already: not touching it", pkgBin)
+	if st != "" {
+		t.Skipf("the %s package is known to dpkg on host %s already (%q): not touching it", pkgName, h.name, st)
+	}
+	if fileExists(h.local(pkgBin)) {
+		t.Skipf("%s exists already on host %s: not touching it", pkgBin, h.name)
 	}
 	deb := buildDeb(t)
-	t.Run("foreign_hook", func(t *testing.T) { debWithForeignHook(t, deb) })
-	t.Run("first_hook_reload", func(t *testing.T) { debFirstHook(t, deb) })
+	t.Run("foreign_hook", func(t *testing.T) { debWithForeignHook(t, h, deb) })
+	t.Run("first_hook_reload", func(t *testing.T) { debFirstHook(t, h, deb) })
 }
 
-func debWithForeignHook(t *testing.T, deb string) {
-	a := env.a
-	o := newOpsHost(t, true)
-	g := guest{name: guestPrefix + "s18-deb", loader: env.customCode}
+func debWithForeignHook(t *testing.T, a *host, deb string) {
+	o := newOpsHost(t, a, true)
+	g := guest{name: a.guest("deb-foreign"), loader: a.customCode}
 	defineGuest(t, a, g)
 	r0 := o.reloadCount()
-	out := installDeb(t, deb)
+	out := installDeb(t, a, deb, "foreign hook")
 	requireContains(t, "the postinst", out, "libvirt already had a qemu hook", "no reload needed")
 	if strings.Contains(out, "first qemu hook") {
 		t.Fatalf("the postinst thinks this is the first qemu hook:\n%s", out)
 	}
 	o.requireReloads(t, r0, "dpkg -i with a foreign hook present")
-	requireNoFile(t, firstHookFlag)
-	requireSameFile(t, pkgBin, env.hookBin, "packaged binary")
-	requireModeOwner(t, pkgBin, 0o755, 0)
+	requireNoFile(t, a.local(firstHookFlag))
+	requireSameFile(t, a.local(pkgBin), env.hookBin, "packaged binary")
+	requireModeOwner(t, a.local(pkgBin), 0o755, 0)
 	requireLink(t, a.hookEntry, pkgBin)
 	requireSameFile(t, a.hookConf, filepath.Join(env.repo, "install", "nvram-hook.conf"), "conffile")
 	o.foreign.requireUntouched(t, "after dpkg -i")
-	files := pkgFiles(t)
+	files := pkgFiles(t, a)
 	t.Logf("package files: %q", files)
 
-	conf := writeConfig(t)
+	conf := o.writeConfig(t)
 	cm := o.callsMark()
-	startCreatesVarstore(t, g)
+	startCreatesVarstore(t, a, g)
 	o.requireCalls(t, cm, g.name, "prepare begin nvram=yes", "start begin", "started begin")
 	o.requireReloads(t, r0, "starting the guest")
 
-	before := snapshotDirs(t, nvramDirsA()...)
-	out, err := dpkgRun("dpkg", "-r", pkgName)
-	t.Logf("dpkg -r:\n%s", out)
-	if err != nil {
-		t.Fatalf("dpkg -r: %v", err)
-	}
-	if st := pkgStatus(); st != "rc" {
-		t.Fatalf("after dpkg -r the package's status is %q, want rc (config files kept)", st)
-	}
+	before := snapshotNvram(t, a)
+	dpkgMust(t, a, "-r", pkgName)
+	requirePkgStatus(t, a, "rc", "after dpkg -r (config files kept)")
 	for _, f := range files {
-		if f != a.hookConf {
-			requireNoFile(t, f)
+		if a.local(f) != a.hookConf {
+			requireNoFile(t, a.local(f))
 		}
 	}
 	requireSameBytes(t, a.hookConf, conf, "modified conffile after dpkg -r")
 	o.foreign.requireUntouched(t, "after dpkg -r")
-	if after := snapshotDirs(t, nvramDirsA()...); after != before {
-		t.Fatalf("dpkg -r changed the nvram dirs:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	before.requireSame(t, "dpkg -r")
 
-	out, err = dpkgRun("dpkg", "-P", pkgName)
-	t.Logf("dpkg -P:\n%s", out)
-	if err != nil {
-		t.Fatalf("dpkg -P: %v", err)
-	}
-	if st := pkgStatus(); st != "" {
-		t.Fatalf("after dpkg -P dpkg still knows the package: %q", st)
-	}
+	dpkgMust(t, a, "-P", pkgName)
+	requirePkgStatus(t, a, "", "after dpkg -P")
 	for _, f := range files {
-		requireNoFile(t, f)
+		requireNoFile(t, a.local(f))
 	}
 	if m, _ := filepath.Glob(a.hookConf + "*"); len(m) > 0 {
 		t.Fatalf("dpkg -P left %q", m)
 	}
 	o.foreign.requireUntouched(t, "after dpkg -P")
-	if after := snapshotDirs(t, nvramDirsA()...); after != before {
-		t.Fatalf("dpkg -P changed the nvram dirs:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	before.requireSame(t, "dpkg -P")
 	o.requireReloads(t, r0, "dpkg -r and -P")
 
 	// The ops team's hook still runs; the existing varstore serves the start.
@@ -903,26 +978,25 @@ func debWithForeignHook(t *testing.T, deb string) {
 	virsh(t, a, "destroy", g.name)
 }
 
-func debFirstHook(t *testing.T, deb string) {
-	a := env.a
-	o := newOpsHost(t, false)
-	g := guest{name: guestPrefix + "s18-deb-first", loader: env.customCode}
+func debFirstHook(t *testing.T, a *host, deb string) {
+	o := newOpsHost(t, a, false)
+	g := guest{name: a.guest("deb-first-hook"), loader: a.customCode}
 	defineGuest(t, a, g)
 	requireLibvirtsOwnNoVarsError(t, virshFails(t, a, "start", g.name))
 
 	r0 := o.reloadCount()
-	out := installDeb(t, deb)
+	out := installDeb(t, a, deb, "first qemu hook")
 	requireContains(t, "the postinst", out, "first qemu hook on this host")
-	requireNoFile(t, firstHookFlag)
+	requireNoFile(t, a.local(firstHookFlag))
 	m := hupRe.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("the postinst names no `kill -HUP PID` for libvirtd:\n%s", out)
 	}
 	if pid, _ := strconv.Atoi(m[1]); pid != a.pid {
-		t.Fatalf("the postinst names pid %d, host A's libvirtd is %d", pid, a.pid)
+		t.Fatalf("the postinst names pid %d, host %s's libvirtd is %d", pid, a.name, a.pid)
 	}
-	writeConfig(t)
-	if policyBlocksReload() {
+	o.writeConfig(t)
+	if policyBlocksReload(t, a) {
 		requireContains(t, "the postinst", out, "not reloaded: libvirtd runs, but policy-rc.d forbids service actions here; reload it yourself (kill -HUP "+m[1]+")")
 		o.requireReloads(t, r0, "dpkg -i under a policy-rc.d that forbids it")
 		// Rightly so: until the daemon rescans, the new hook does not run.
@@ -936,23 +1010,16 @@ func debFirstHook(t *testing.T, deb string) {
 		requireContains(t, "the postinst", out, "reloaded libvirtd: kill -HUP "+m[1])
 	}
 	o.waitReloads(t, r0+1)
-	startCreatesVarstore(t, g)
+	o.requireReloads(t, r0+1, "dpkg -i and the reload it asked for")
+	startCreatesVarstore(t, a, g)
 
-	before := snapshotDirs(t, nvramDirsA()...)
-	out, err := dpkgRun("dpkg", "-P", pkgName)
-	t.Logf("dpkg -P:\n%s", out)
-	if err != nil {
-		t.Fatalf("dpkg -P: %v", err)
-	}
-	if st := pkgStatus(); st != "" {
-		t.Fatalf("after dpkg -P dpkg still knows the package: %q", st)
-	}
-	requireNoFile(t, pkgBin)
+	before := snapshotNvram(t, a)
+	dpkgMust(t, a, "-P", pkgName)
+	requirePkgStatus(t, a, "", "after dpkg -P")
+	requireNoFile(t, a.local(pkgBin))
 	requireNoFile(t, a.hookEntry)
 	requireNoFile(t, a.hookConf)
-	if after := snapshotDirs(t, nvramDirsA()...); after != before {
-		t.Fatalf("dpkg -P changed the nvram dirs:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	before.requireSame(t, "dpkg -P")
 }
 
 // 19. `make install` on a host with no qemu hook at all: libvirtd cached
@@ -961,12 +1028,12 @@ func debFirstHook(t *testing.T, deb string) {
 // says so; the next start runs the hook. `make uninstall` needs no reload.
 func testFirstHookMakeInstall(t *testing.T) {
 	a := env.a
-	o := newOpsHost(t, false)
+	o := newOpsHost(t, a, false)
 	g := guest{name: guestPrefix + "s19-first", loader: env.customCode}
 	defineGuest(t, a, g)
 	requireLibvirtsOwnNoVarsError(t, virshFails(t, a, "start", g.name))
 
-	conf := writeConfig(t) // prepared before the install: kept
+	conf := o.writeConfig(t) // prepared before the install: kept
 	r0 := o.reloadCount()
 	out := o.makeInstall(t)
 	requireContains(t, "config line", summaryState(t, out, "config", a.hookConf), "kept")
@@ -980,16 +1047,14 @@ func testFirstHookMakeInstall(t *testing.T) {
 	}
 	requireLink(t, a.hookEntry, o.bin)
 	requireSameBytes(t, a.hookConf, conf, "config after make install")
-	startCreatesVarstore(t, g)
+	startCreatesVarstore(t, a, g)
 
-	before := snapshotDirs(t, nvramDirsA()...)
+	before := snapshotNvram(t, a)
 	out = o.makeUninstall(t)
 	requireContains(t, "reload line", summaryNotes(out, "reload"), "not needed")
 	o.requireReloads(t, r0+1, "make uninstall")
 	g2 := guest{name: guestPrefix + "s19-after", loader: env.customCode}
 	defineGuest(t, a, g2)
-	if after := snapshotDirs(t, nvramDirsA()...); after != before {
-		t.Fatalf("make uninstall changed the nvram dirs:\nbefore:\n%s\nafter:\n%s", before, after)
-	}
+	before.requireSame(t, "make uninstall")
 	requireLibvirtsOwnNoVarsError(t, virshFails(t, a, "start", g2.name))
 }
