@@ -176,6 +176,10 @@ func newOpsHost(t *testing.T, a *host, withForeign bool) *opsHost {
 	o.bin = filepath.Join(o.prefix, "libexec", pkgName)
 
 	harnessConf := filepath.Join(dir, "harness-nvram-hook.conf")
+	if a.root != "" {
+		// rename(2) stays inside the overlay (which goes at teardown anyway).
+		harnessConf = filepath.Join(a.etc, ".e2e-aside-harness-nvram-hook.conf")
+	}
 	foreignPath, probePath := a.local(foreignHook), a.local(daemonHook)
 	var foreignAside, ourForeign, ourProbe string
 	undoLater(t, "put the harness's hook entry and config back", func() error {
@@ -712,8 +716,8 @@ func testUninstall(t *testing.T) {
 
 // hostCommand is name with args run where h's libvirt runs: on A the
 // machine itself (the test's environment); on a root host inside its
-// libvirtd's mount namespace and root (nsenter -m -r, from /, a plain
-// environment), where /proc, /dev, /sys and the work dir are mounted, so
+// libvirtd's mount namespace, root and working directory (nsenter -m -r
+// -w: the daemon's cwd is its root's /; a plain environment), where /proc, /dev, /sys and the work dir are mounted, so
 // that a package script sees what that daemon sees and can signal it. The
 // root host's libvirtd must still be the process in that root.
 func hostCommand(h *host, name string, args ...string) (*exec.Cmd, error) {
@@ -726,7 +730,7 @@ func hostCommand(h *host, name string, args ...string) (*exec.Cmd, error) {
 	if !alive(h.pid) || procRoot(h.pid) != h.root {
 		return nil, fmt.Errorf("host %s: libvirtd pid %d no longer runs in %s: nothing to enter", h.name, h.pid, h.root)
 	}
-	nargs := append([]string{"-t", strconv.Itoa(h.pid), "-m", "-r", "--", "/bin/sh", "-c", `cd / && exec "$@"`, "sh", name}, args...)
+	nargs := append([]string{"-t", strconv.Itoa(h.pid), "-m", "-r", "-w", "--", name}, args...)
 	cmd := exec.Command("nsenter", nargs...)
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, envv...)
 	return cmd, nil
@@ -834,7 +838,8 @@ func installDeb(t *testing.T, h *host, deb, what string) string {
 	})
 	t0 := time.Now()
 	out := dpkgMust(t, h, "-i", deb)
-	recordTiming(fmt.Sprintf("libvirt %s: dpkg -i (%s), the postinst: %s", h.gen, what, strings.Join(postinstSaid(out), " / ")), time.Since(t0))
+	// Under a second: the table's timings round to seconds, so it goes into the text.
+	recordTiming(fmt.Sprintf("libvirt %s: dpkg -i (%s) %s, the postinst: %s", h.gen, what, time.Since(t0).Round(time.Millisecond), strings.Join(postinstSaid(out), " / ")), 0)
 	requirePkgStatus(t, h, "ii", "after dpkg -i")
 	return out
 }
