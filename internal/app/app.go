@@ -103,7 +103,15 @@ func runHook(e Env, call hookcall.Call) int {
 	}
 	pl, err := h.host.Plan(d, mode)
 	if err != nil {
-		return h.fail(err)
+		if pl.NotTranslated != nil {
+			// The plan's effects are dropped, its warning with them: the
+			// log still says why the loader was not translated (on
+			// stderr the failure's one line says it).
+			if l := h.openLog(true); !h.toErr {
+				l.WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path}).Warn(pl.NotTranslated.Error())
+			}
+		}
+		return h.fail(pl.Cause(err))
 	}
 	if len(pl.Effects) == 0 {
 		return ExitOK // the common case: nothing missing, nothing logged
@@ -111,7 +119,7 @@ func runHook(e Env, call hookcall.Call) int {
 	log := h.logger().WithFields(logrus.Fields{"domain": call.Domain, "op": string(call.Op), "loader": d.Loader.Path, "nvram": pl.Path})
 	for _, eff := range pl.Effects {
 		if err := h.apply(log, d, eff); err != nil {
-			return h.fail(err)
+			return h.fail(pl.Cause(err))
 		}
 	}
 	if d.Changed() {

@@ -852,3 +852,63 @@ func TestUnusableLogFileFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingLoaderNamedFirst: an incoming guest whose loader this host
+// does not have (its firmware is not installed here) is refused with one
+// line that names the loader first, the root cause, and says what to do,
+// before what then failed (a template= that is missing too, no template
+// known). With translate_loader on, the line and the log say why the
+// loader was not translated, also when the plan itself fails.
+func TestMissingLoaderNamedFirst(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		translate bool
+		template  bool // the XML names a template (absent here too), as libvirt 9.0's live XML does
+		stderr    []string
+		log       []string
+	}{
+		{"template= missing, translate_loader off", false, true,
+			[]string{"install it, or set translate_loader = true", "; cannot create varstore @NVRAM@/mig_VARS.fd from template @GONE@/OVMF_VARS.fd (domain XML)", "no such file or directory"}, nil},
+		{"no template known, translate_loader off", false, false,
+			[]string{"install it, or set translate_loader = true", "; cannot create varstore @NVRAM@/mig_VARS.fd: no varstore template for loader @GONE@/OVMF_CODE.fd"}, nil},
+		{"no template known, translate_loader on", true, false,
+			[]string{"install it here (translate_loader found no replacement: no descriptor or built-in table entry tells what it promises the guest", "no varstore template for loader @GONE@/OVMF_CODE.fd"},
+			[]string{"translate_loader: loader @GONE@/OVMF_CODE.fd does not exist here and is left as it is: no descriptor or built-in table entry"}},
+		{"template= missing, translate_loader on", true, true,
+			[]string{"install it here (translate_loader found no replacement: ", "from template @GONE@/OVMF_VARS.fd (domain XML)"},
+			[]string{"translate_loader: loader @GONE@/OVMF_CODE.fd does not exist here and is left as it is"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHost(t, "")
+			gone := filepath.Join(h.root, "gone")
+			sub := strings.NewReplacer("@NVRAM@", h.nvram, "@GONE@", gone)
+			if tt.translate {
+				os.WriteFile(h.conf, bytes.Replace(mustRead(t, h.conf), []byte("[templates]\n"), []byte("[templates]\ntranslate_loader = true\n"), 1), 0o644)
+			}
+			attr := ""
+			if tt.template {
+				attr = " template='" + gone + "/OVMF_VARS.fd'"
+			}
+			xml := fmt.Sprintf("<domain><name>mig</name><os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type><loader readonly='yes' type='pflash'>%s/OVMF_CODE.fd</loader><nvram%s>%s/mig_VARS.fd</nvram></os></domain>", gone, attr, h.nvram)
+			r := h.run(t, []byte(xml), "mig", "migrate", "begin", "-")
+			first := "libvirt-nvram-hook: loader " + gone + "/OVMF_CODE.fd does not exist on this host: the guest's firmware is not installed here; "
+			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, first) {
+				t.Errorf("exit %d, stderr %q; want one line starting %q", r.code, r.stderr, first)
+			}
+			for _, w := range tt.stderr {
+				if !strings.Contains(r.stderr, sub.Replace(w)) {
+					t.Errorf("stderr %q lacks %q", r.stderr, sub.Replace(w))
+				}
+			}
+			log := h.logText(t)
+			for _, w := range tt.log {
+				if strings.Count(log, sub.Replace(w)) != 1 {
+					t.Errorf("log has not once %q:\n%s", sub.Replace(w), log)
+				}
+			}
+			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+				t.Errorf("left in the nvram dir: %v", entries)
+			}
+		})
+	}
+}

@@ -194,7 +194,7 @@ func runExplain(e Env, file string) int {
 	}{{"prepare", plan.Prepare}, {"migrate/restore filter", plan.Filter}} {
 		pl, err := host.Plan(d, m.mode)
 		if err != nil {
-			fmt.Fprintf(out, "%s: would FAIL (exit 1): %s\n", m.name, err)
+			fmt.Fprintf(out, "%s: would FAIL (exit 1): %s\n", m.name, pl.Cause(err))
 			code = ExitFailure
 			continue
 		}

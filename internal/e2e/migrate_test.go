@@ -224,8 +224,15 @@ func loaderMissingRefused(t *testing.T, src, dst *host, short string, translate 
 	}
 	// The 9.0 source's live XML carries template=OVMF_VARS.fd (libvirt
 	// 9.0 filled it from its compiled-in list at start), which 11.3 does
-	// not have either: the line names the missing template.
-	requireOneClearLine(t, out, "libvirt-nvram-hook: cannot create varstore "+dst.varstorePath(g.name), "from template "+ovmf2MVars+" (domain XML)", "no such file or directory")
+	// not have either. The line names the root cause first, the missing
+	// loader (the guest's firmware is not installed here), and what to
+	// do, then the missing template.
+	todo := "install it, or set translate_loader = true"
+	if translate {
+		todo = "install it here (translate_loader found no replacement: no local firmware promises the same"
+	}
+	requireOneClearLine(t, out, "libvirt-nvram-hook: loader "+ovmf2MCode+" does not exist on this host: the guest's firmware is not installed here; "+todo,
+		"; cannot create varstore "+dst.varstorePath(g.name), "from template "+ovmf2MVars+" (domain XML)", "no such file or directory")
 	if translate {
 		// Debian 13 has no 2 MiB build: no candidate, the loader stays,
 		// and the log says why (issue #12 item 6).
@@ -305,9 +312,11 @@ func translateCustomCopy(t *testing.T, src, dst *host) {
 	if err == nil {
 		t.Fatalf("the guest on a custom copy migrated to %s: want a refusal (its firmware's facts are unknown there)", dst.name)
 	}
-	// Today the hook's log on dst has only this error: unlike for the
-	// 2 MiB loader, it does not say why translate_loader left this one.
-	requireOneClearLine(t, out, "libvirt-nvram-hook: cannot create varstore "+dst.varstorePath(name)+": no varstore template for loader "+code)
+	// The line names the missing loader first and why translate_loader
+	// left it, and the log says why too, though the plan itself failed.
+	requireOneClearLine(t, out, "libvirt-nvram-hook: loader "+code+" does not exist on this host", "translate_loader found no replacement: no descriptor or built-in table entry tells what it promises the guest",
+		"; cannot create varstore "+dst.varstorePath(name)+": no varstore template for loader "+code)
+	requireLogMentions(t, dst, mark, "translate_loader: loader "+code+" does not exist here and is left as it is: no descriptor or built-in table entry tells what it promises the guest")
 	if strings.Contains(log, "action=translate-loader") {
 		t.Errorf("the hook on %s translated a loader whose facts nothing knows:\n%s", dst.name, log)
 	}

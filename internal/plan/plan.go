@@ -48,6 +48,27 @@ type Plan struct {
 	// the hook cannot change (explain prints it, check --audit reports
 	// it as a problem), each with what to change.
 	Libvirt []string
+	// LoaderMissing is the loader of an incoming domain (a filter's plan)
+	// that does not exist on this host, left as it is; NotTranslated says
+	// why translate_loader found no replacement, when it is on. Both
+	// survive a plan that fails: Cause names them in its error.
+	LoaderMissing string
+	NotTranslated *firmware.NoTranslationError
+}
+
+// Cause puts the root cause before err, an error of pl's plan or of
+// applying it, when the domain's loader does not exist on this host: the
+// guest's firmware is not installed here, whatever failed next (a missing
+// template=, no template known) follows from that. It says what to do.
+func (pl *Plan) Cause(err error) error {
+	if err == nil || pl == nil || pl.LoaderMissing == "" {
+		return err
+	}
+	todo := "install it, or set translate_loader = true in the hook config's [templates] to run the guest on local firmware that promises it the same"
+	if pl.NotTranslated != nil {
+		todo = "install it here (translate_loader found no replacement: " + pl.NotTranslated.Reason + ")"
+	}
+	return fmt.Errorf("loader %s does not exist on this host: the guest's firmware is not installed here; %s; %w", pl.LoaderMissing, todo, err)
 }
 
 // Effect is one step of a plan. The hook applies each kind its own way;
@@ -271,13 +292,17 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		pl.Reason = reason
 		return nil
 	}
-	if mode == Filter && !UEFIVars(d) {
-		to, why, err := h.translateLoader(d)
+	if mode == Filter && !UEFIVars(d) && loaderMissing(d) {
+		to, none, err := h.translateLoader(d)
 		if err != nil {
 			return err
 		}
-		if why != "" {
-			pl.Effects = append(pl.Effects, Warn{Msg: why})
+		if none != nil {
+			pl.NotTranslated = none
+			pl.Effects = append(pl.Effects, Warn{Msg: none.Error()})
+		}
+		if to == "" {
+			pl.LoaderMissing = d.Loader.Path
 		}
 		if to != "" {
 			pl.Effects = append(pl.Effects, SetLoader{From: d.Loader.Path, To: to})
@@ -538,18 +563,16 @@ func (h *Host) Template(d *domain.Domain) (firmware.Hit, error) {
 // With translate_loader on, firmware.Catalog.Translate picks the local
 // firmware that promises the guest what its loader promised (Secure Boot,
 // SMM, which keys, code flash size) and fits the domain and its existing
-// varstore. It returns the loader to use instead, or "" and why not.
-func (h *Host) translateLoader(d *domain.Domain) (string, string, error) {
-	if _, err := os.Stat(d.Loader.Path); !errors.Is(err, os.ErrNotExist) {
-		return "", "", nil
-	}
+// varstore. It returns the loader to use instead, or "" and why not (nil
+// when translate_loader is off).
+func (h *Host) translateLoader(d *domain.Domain) (string, *firmware.NoTranslationError, error) {
 	cfg, err := h.config()
 	if err != nil || !cfg.TranslateLoader {
-		return "", "", err
+		return "", nil, err
 	}
 	cat, err := h.Catalog()
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	var wantSize int64 = -1
 	if d.NVRAM != nil && d.NVRAM.Kind == domain.NVRAMFile && d.NVRAM.Path != "" {
@@ -560,9 +583,18 @@ func (h *Host) translateLoader(d *domain.Domain) (string, string, error) {
 	to, err := cat.Translate(d.Loader.Path, Query(d), wantSize)
 	var none *firmware.NoTranslationError
 	if errors.As(err, &none) {
-		return "", err.Error(), nil
+		return "", none, nil
 	}
-	return to.Code, "", err
+	return to.Code, nil, err
+}
+
+// loaderMissing: d's loader path does not exist on this host.
+func loaderMissing(d *domain.Domain) bool {
+	if d.Loader == nil || d.Loader.Path == "" {
+		return false
+	}
+	_, err := os.Stat(d.Loader.Path)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // templateToAdd is the template= a filter adds to an existing <nvram>
