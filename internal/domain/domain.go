@@ -488,12 +488,7 @@ func (d *Domain) SetTemplate(template string) error {
 	if d.NVRAM == nil || d.NVRAM.Template != "" {
 		return errors.New("domain: SetTemplate needs an <nvram> without template")
 	}
-	if d.added != nil {
-		d.added.Template = template
-	} else {
-		d.nvramAttrs = setAttr(d.nvramAttrs, "template", template)
-	}
-	d.NVRAM.Template = template
+	d.setNVRAMAttr("template", template, func(n *NVRAM) *string { return &n.Template })
 	return nil
 }
 
@@ -503,13 +498,20 @@ func (d *Domain) SetTemplateFormat(format string) error {
 	if d.NVRAM == nil || d.NVRAM.Template == "" {
 		return errors.New("domain: SetTemplateFormat needs an <nvram> with a template")
 	}
-	if d.added != nil {
-		d.added.TemplateFormat = format
-	} else {
-		d.nvramAttrs = setAttr(d.nvramAttrs, "templateFormat", format)
-	}
-	d.NVRAM.TemplateFormat = format
+	d.setNVRAMAttr("templateFormat", format, func(n *NVRAM) *string { return &n.TemplateFormat })
 	return nil
+}
+
+// setNVRAMAttr sets the <nvram> attribute name to value: in the element
+// the hook adds, else as a splice of the original one; and in d.NVRAM
+// (field picks the member the attribute is read into).
+func (d *Domain) setNVRAMAttr(name, value string, field func(*NVRAM) *string) {
+	if d.added != nil {
+		*field(d.added) = value
+	} else {
+		d.nvramAttrs = setAttr(d.nvramAttrs, name, value)
+	}
+	*field(d.NVRAM) = value
 }
 
 // SetLoader replaces the loader path, the text of <loader>.
