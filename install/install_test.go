@@ -871,9 +871,7 @@ func TestVersionSanitizing(t *testing.T) {
 }
 
 func TestMachineFromELFHeader(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "od")
+	needPackageTools(t, "od")
 	elf := func(class, data byte, machine uint16) []byte {
 		h := make([]byte, 64)
 		copy(h, "\x7fELF")
@@ -1034,6 +1032,16 @@ func TestHookAcceptsSampleConfig(t *testing.T) {
 // debEntry is one line of `dpkg-deb -c`.
 type debEntry struct{ mode, owner, target string }
 
+// needPackageTools skips the test unless this is Linux with bash (which
+// runs the package build scripts) and the package tools named.
+func needPackageTools(t *testing.T, tools ...string) {
+	t.Helper()
+	needLinux(t)
+	for _, tool := range append([]string{"bash"}, tools...) {
+		needTool(t, tool)
+	}
+}
+
 // buildPackage runs a package build script on bin into a temp dir and
 // checks that it prints the package it built, named want.
 func buildPackage(t *testing.T, script, bin string, env []string, want string) string {
@@ -1051,10 +1059,7 @@ func buildPackage(t *testing.T, script, bin string, env []string, want string) s
 }
 
 func TestBuildDeb(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "dpkg-deb")
-	needTool(t, "gzip")
+	needPackageTools(t, "dpkg-deb", "gzip")
 	bin := fakeBinary(t, "deb")
 	env := []string{"VERSION=a1b2c3d-dirty", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64"}
 	const name = "libvirt-nvram-hook_0.1.0~gita1b2c3d.dirty-1_amd64.deb"
@@ -1169,9 +1174,7 @@ const placeholderMaintainer = "PLACEHOLDER set MAINTAINER <maintainer-unset@libv
 // MAINTAINER (make deb rpm MAINTAINER=...) replaces the placeholder in every
 // field that names the maintainer.
 func TestMaintainerVariable(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "dpkg-deb")
+	needPackageTools(t, "dpkg-deb")
 	const who = "Jane Packager <jane@example.org>"
 	env := []string{"VERSION=v1.0.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64", "MAINTAINER=" + who}
 	deb := buildPackage(t, "debian/build-deb.sh", fakeBinary(t, "m"), env, "libvirt-nvram-hook_1.0.0-1_amd64.deb")
@@ -1195,10 +1198,7 @@ func TestMaintainerVariable(t *testing.T) {
 // the dpkg status of this host and of internal/e2e's cached trixie and sid
 // roots (NVRAM_HOOK_DEB_ROOTS, ':'-separated, overrides the list).
 func TestDebDependsSatisfiable(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "dpkg-deb")
-	needTool(t, "apt-get")
+	needPackageTools(t, "dpkg-deb", "apt-get")
 	deb := buildPackage(t, "debian/build-deb.sh", fakeBinary(t, "deps"),
 		[]string{"VERSION=v1.0.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=amd64"}, "libvirt-nvram-hook_1.0.0-1_amd64.deb")
 	simulate := func(status string) result {
@@ -1256,10 +1256,7 @@ func gunzip(t *testing.T, path string) []byte {
 }
 
 func TestBuildRPM(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "rpmbuild")
-	needTool(t, "rpm")
+	needPackageTools(t, "rpmbuild", "rpm")
 	bin := fakeBinary(t, "rpm")
 	env := []string{"VERSION=v1.2.0-3-ga1b2c3d", "SOURCE_DATE_EPOCH=1700000000", "ARCH=x86_64"}
 	pkg := buildPackage(t, "rpm/build-rpm.sh", bin, env, "libvirt-nvram-hook-1.2.0+git3.ga1b2c3d-1.x86_64.rpm")
@@ -1315,10 +1312,7 @@ func stubRPM(t *testing.T, name, version string, provides ...string) string {
 // stub providers (rpm -i --test); and, as root, a real install and erase in
 // a scratch --root (without scriptlets: that root has no shell).
 func TestRPMQueriesAndTestInstall(t *testing.T) {
-	needLinux(t)
-	needTool(t, "bash")
-	needTool(t, "rpmbuild")
-	needTool(t, "rpm")
+	needPackageTools(t, "rpmbuild", "rpm")
 	env := []string{"VERSION=v1.2.0", "SOURCE_DATE_EPOCH=1700000000", "ARCH=x86_64"}
 	pkg := buildPackage(t, "rpm/build-rpm.sh", fakeBinary(t, "rpm"), env, "libvirt-nvram-hook-1.2.0-1.x86_64.rpm")
 
