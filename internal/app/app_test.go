@@ -16,6 +16,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/domain"
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/nohang"
 	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/xmltest"
 )
 
@@ -93,6 +94,15 @@ func (h *host) run(t *testing.T, stdin []byte, args ...string) result {
 	code := Run(Env{Args: append([]string{"qemu"}, args...), Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		ConfigPath: h.conf, ConfigRequired: true, DevLog: "/nonexistent", Euid: 1000})
 	return result{code, out.String(), errb.String()}
+}
+
+// requireEmptyNVRAM fails the test when anything is in the host's nvram
+// directory; what says what must have left nothing there.
+func (h *host) requireEmptyNVRAM(t *testing.T, what string) {
+	t.Helper()
+	if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
+		t.Errorf("%s: %v in the nvram directory", what, entries)
+	}
 }
 
 func (h *host) logText(t *testing.T) string {
@@ -379,9 +389,7 @@ func TestNoWorkPhases(t *testing.T) {
 			if r.code != 0 || r.stdout != "" || r.stderr != "" {
 				t.Errorf("got %+v, want exit 0 and no output", r)
 			}
-			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-				t.Errorf("files created: %v", entries)
-			}
+			h.requireEmptyNVRAM(t, "a phase with a broken config")
 		})
 	}
 }
@@ -439,9 +447,7 @@ func TestCLI(t *testing.T) {
 			}
 		})
 	}
-	if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-		t.Errorf("check/explain created files: %v", entries)
-	}
+	h.requireEmptyNVRAM(t, "check and explain")
 }
 
 func TestCheckReportsConfigProblems(t *testing.T) {
@@ -618,9 +624,7 @@ func TestBlockAndNetworkNVRAMLogged(t *testing.T) {
 		if log := h.logText(t); !strings.Contains(log, "level=debug") || !strings.Contains(log, "not a file, never created from a template") {
 			t.Errorf("log: %q", log)
 		}
-		if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-			t.Errorf("created %v", entries)
-		}
+		h.requireEmptyNVRAM(t, "a varstore that is not a file")
 	}
 }
 
@@ -655,9 +659,7 @@ func TestCreateRefusalsLeaveNothing(t *testing.T) {
 			if strings.Contains(r.stderr, "cannot create varstore") {
 				t.Errorf("the check's error is wrapped: %q", r.stderr)
 			}
-			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-				t.Errorf("left in the nvram directory: %v", entries)
-			}
+			h.requireEmptyNVRAM(t, "a refused create")
 		})
 	}
 }
@@ -828,14 +830,8 @@ func TestUnusableLogFileFallsBack(t *testing.T) {
 			}
 			os.WriteFile(h.conf, bytes.ReplaceAll(mustRead(t, h.conf), []byte("target = file:"+h.log), []byte("target = file:"+target)), 0o644)
 			for _, args := range [][]string{{"uefi-custom", "prepare", "begin", "-"}, {"check"}} {
-				done := make(chan result, 1)
-				go func() { done <- h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), args...) }()
 				var r result
-				select {
-				case r = <-done:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("%v blocked on the log file", args)
-				}
+				nohang.Run(t, 5*time.Second, fmt.Sprintf("%v on the log file", args), func() { r = h.run(t, h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml"), args...) })
 				if args[0] == "check" {
 					if r.code != 1 || !strings.Contains(r.stdout, "log:") || !strings.Contains(r.stdout, "ERROR log file: ") {
 						t.Errorf("check: exit %d, stdout %s", r.code, r.stdout)
@@ -906,9 +902,7 @@ func TestMissingLoaderNamedFirst(t *testing.T) {
 					t.Errorf("log has not once %q:\n%s", sub.Replace(w), log)
 				}
 			}
-			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-				t.Errorf("left in the nvram dir: %v", entries)
-			}
+			h.requireEmptyNVRAM(t, "a refused migration")
 		})
 	}
 }

@@ -182,9 +182,7 @@ func TestPinFlows(t *testing.T) {
 	if r := h.pin(t, v, "-x"); r.code != 2 || !strings.Contains(r.stderr, "pin: unknown option \"-x\"") {
 		t.Errorf("got %+v", r)
 	}
-	if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-		t.Errorf("pin touched the nvram directory: %v", entries)
-	}
+	h.requireEmptyNVRAM(t, "pin")
 }
 
 // TestLibvirtCompiledInList: libvirt's own build knows a template for

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/nohang"
 )
 
 // TestNoFileOpenBlocks: a FIFO wherever the hook reads a file (template=,
@@ -77,20 +79,12 @@ func TestNoFileOpenBlocks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHost(t, "")
 			args := tt.setup(t, h)
-			done := make(chan result, 1)
-			go func() { done <- h.run(t, []byte(args[0]), args[1:]...) }()
 			var r result
-			select {
-			case r = <-done:
-			case <-time.After(time.Minute):
-				t.Fatal("the hook blocks: it opened a FIFO waiting for a writer")
-			}
+			nohang.Run(t, time.Minute, "the hook opened a FIFO waiting for a writer", func() { r = h.run(t, []byte(args[0]), args[1:]...) })
 			if r.code != tt.code || !strings.Contains(r.stderr+r.stdout, tt.want) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", r.code, r.stdout, r.stderr, tt.code, tt.want)
 			}
-			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-				t.Errorf("left in the nvram directory: %v", entries)
-			}
+			h.requireEmptyNVRAM(t, "a refused create")
 		})
 	}
 }
@@ -174,9 +168,7 @@ func TestTemplateFromXMLRestricted(t *testing.T) {
 			if r.code != 1 || !strings.Contains(r.stderr, tt.want) || strings.Count(r.stderr, "\n") != 1 {
 				t.Fatalf("exit %d, stderr %q; want 1 and one line with %q", r.code, r.stderr, tt.want)
 			}
-			if entries, _ := os.ReadDir(h.nvram); len(entries) != 0 {
-				t.Errorf("left in the nvram directory: %v", entries)
-			}
+			h.requireEmptyNVRAM(t, "a refused create")
 		})
 	}
 }

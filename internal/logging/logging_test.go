@@ -10,6 +10,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/nohang"
 )
 
 func TestTargets(t *testing.T) {
@@ -166,24 +170,17 @@ func TestFileTargetRefusesWhatIsNotARegularFile(t *testing.T) {
 			if tt.root && os.Geteuid() != 0 {
 				t.Skip("needs root to own files as uid 1000")
 			}
-			type result struct {
+			var res struct {
 				c   io.Closer
 				err error
 			}
-			done := make(chan result, 1)
-			go func() {
-				l, c, err := New("file:"+tt.path, "info", io.Discard, "")
-				if err == nil {
+			nohang.Run(t, 5*time.Second, "New(file:"+tt.path+")", func() {
+				var l *logrus.Logger
+				l, res.c, res.err = New("file:"+tt.path, "info", io.Discard, "")
+				if res.err == nil {
 					l.Warn("hello")
 				}
-				done <- result{c, err}
-			}()
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("New(file:%s) blocked", tt.path)
-			}
+			})
 			if tt.wantErr == "" {
 				if res.err != nil {
 					t.Fatal(res.err)

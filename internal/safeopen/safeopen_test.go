@@ -11,20 +11,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libvirt-nvram-hook/libvirt-nvram-hook/internal/nohang"
 )
 
 // noHang runs f and fails the test if it has not returned after a minute:
-// the open of a FIFO without a writer blocks forever, so a hang here is the
-// bug itself, not a slow machine.
+// the open of a FIFO without a writer blocks forever.
 func noHang(t *testing.T, f func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		t.Fatal("blocked: the open waits (for a FIFO's writer?)")
-	}
+	nohang.Run(t, time.Minute, "the open waits (for a FIFO's writer?)", f)
 }
 
 func TestFileRefusesWhatIsNotRegular(t *testing.T) {
