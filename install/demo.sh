@@ -78,11 +78,7 @@ cleanup() {
 		reload_daemon && say "reloaded libvirtd: it no longer sees the hook"
 	fi
 	[ -n "$our_virtlogd" ] && lvl_stop "$our_virtlogd" virtlogd && say "stopped the virtlogd the demo started (pid $our_virtlogd)"
-	if [ -n "$made_run_dir" ] && [ -z "$(lvl_live libvirtd virtlogd virtqemud)" ]; then
-		rm -rf /run/libvirt
-	elif [ "${#lvl_made_markers[@]}" -gt 0 ]; then
-		rm -f "${lvl_made_markers[@]}"
-	fi
+	lvl_unmark "$made_run_dir"
 	[ -n "$made_demo" ] && rm -rf "$DEMO" && say "removed $DEMO"
 	if [ "$rc" -eq 0 ]; then
 		printf '\n%sDemo finished: the machine is as it was.%s\n' "$B" "$N"
@@ -143,14 +139,11 @@ else
 	# guests: our short-lived daemon autostarts nothing of the machine's.
 	lvl_markers
 	lvl_kvm_group
-	if ! { [ -e /run/virtlogd.pid ] && [ -e "/proc/$(cat /run/virtlogd.pid)" ]; }; then
-		virtlogd -d || die "virtlogd -d failed"
-		our_virtlogd=$(cat /run/virtlogd.pid)
-		say "started virtlogd (pid $our_virtlogd)"
-	fi
-	libvirtd -d || die "libvirtd -d failed"
-	for _ in $(seq 100); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
-	our_libvirtd=$(cat /run/libvirtd.pid) daemon_pid=$our_libvirtd
+	started=0
+	lvl_start_daemons || started=$?
+	our_virtlogd=$lvl_our_virtlogd our_libvirtd=$lvl_our_libvirtd daemon_pid=$lvl_our_libvirtd
+	[ "$started" -eq 0 ] || die "could not start libvirt's daemons"
+	[ -n "$our_virtlogd" ] && say "started virtlogd (pid $our_virtlogd)"
 	say "started libvirtd (pid $our_libvirtd); it read $QEMUCONF with the nvram list"
 fi
 for _ in $(seq 120); do v version >/dev/null 2>&1 && break; sleep 0.5; done
@@ -160,19 +153,7 @@ v dominfo "$NAME" >/dev/null 2>&1 && die "a guest named $NAME already exists: th
 # --- the guest --------------------------------------------------------------
 step "4. A small UEFI guest on that loader (TCG, no disk: it just sits in the firmware)"
 xml=$DEMO/$NAME.xml
-cat >"$xml" <<EOF
-<domain type='qemu'>
-  <name>$NAME</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <loader readonly='yes' type='pflash'>$CODE</loader>
-  </os>
-  <features><acpi/></features>
-  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
-</domain>
-EOF
+lvl_guest_xml qemu "$NAME" 128 "$CODE" >"$xml"
 show virsh -c "$URI" define "$xml" && guest_defined=1 made_guest=1 || exit 1
 say "libvirt filled in where the varstore goes:"
 showsh "virsh -c $URI dumpxml $NAME | grep -A1 '<loader'"

@@ -65,3 +65,54 @@ lvl_kvm_group() {
 		chgrp kvm /dev/kvm && chmod 660 /dev/kvm
 	fi
 }
+
+# lvl_start_daemons: start virtlogd (unless one runs) and libvirtd, each as
+# a daemon, and wait for libvirtd's pid file. Sets lvl_our_virtlogd (empty
+# when a virtlogd ran already) and lvl_our_libvirtd to the pids it started,
+# also when it fails halfway, so that the caller stops what did start.
+lvl_our_virtlogd='' lvl_our_libvirtd=''
+lvl_start_daemons() {
+	if [ -z "$(lvl_live virtlogd)" ]; then
+		virtlogd -d || { echo "virtlogd -d failed" >&2; return 1; }
+		for _ in $(seq 50); do [ -s /run/virtlogd.pid ] && break; sleep 0.1; done
+		lvl_our_virtlogd=$(cat /run/virtlogd.pid)
+	fi
+	libvirtd -d || { echo "libvirtd -d failed" >&2; return 1; }
+	for _ in $(seq 100); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
+	lvl_our_libvirtd=$(cat /run/libvirtd.pid)
+}
+
+# lvl_unmark MADE_RUN_DIR: once the daemons started are stopped, remove
+# /run/libvirt if MADE_RUN_DIR is non-empty (it did not exist before) and no
+# libvirt daemon runs any more; else remove the markers lvl_markers made.
+lvl_unmark() {
+	if [ -n "$1" ] && [ -z "$(lvl_live libvirtd virtlogd virtqemud)" ]; then
+		rm -rf /run/libvirt
+	elif [ "${#lvl_made_markers[@]}" -gt 0 ]; then
+		rm -f "${lvl_made_markers[@]}"
+	fi
+}
+
+# lvl_guest_xml TYPE NAME MIB LOADER [NVRAM_ELEMENT]: the XML of a small
+# x86_64 UEFI guest (q35, one vCPU, no disk: it sits in the firmware) of
+# domain type TYPE (qemu or kvm) on the read-only pflash LOADER, with the
+# <nvram> element given, if any.
+lvl_guest_xml() {
+	cat <<EOF
+<domain type='$1'>
+  <name>$2</name>
+  <memory unit='MiB'>$3</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' type='pflash'>$4</loader>${5:+
+    $5}
+  </os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}

@@ -67,11 +67,7 @@ cleanup() {
 	[ -n "$conf_aside" ] && mv -f "$CONF_ASIDE" "$CONF"
 	[ -n "$our_libvirtd" ] && lvl_stop "$our_libvirtd" libvirtd
 	[ -n "$our_virtlogd" ] && lvl_stop "$our_virtlogd" virtlogd
-	if [ -n "$made_run_dir" ] && [ -z "$(lvl_live libvirtd virtlogd virtqemud)" ]; then
-		rm -rf /run/libvirt
-	elif [ "${#lvl_made_markers[@]}" -gt 0 ]; then
-		rm -f "${lvl_made_markers[@]}"
-	fi
+	lvl_unmark "$made_run_dir"
 	[ -n "$work" ] && rm -rf "$work"
 	[ "$rc" -eq 0 ] || say "the virsh part FAILED (exit $rc); everything it added is removed"
 	exit "$rc"
@@ -115,14 +111,10 @@ ln -s "$HOOK" "$ENTRY"
 [ -e /run/libvirt ] || made_run_dir=1
 lvl_markers # our daemon autostarts nothing of the machine's
 lvl_kvm_group
-if [ -z "$(lvl_live virtlogd)" ]; then
-	virtlogd -d || die "virtlogd -d failed"
-	for _ in $(seq 50); do [ -s /run/virtlogd.pid ] && break; sleep 0.1; done
-	our_virtlogd=$(cat /run/virtlogd.pid)
-fi
-libvirtd -d || die "libvirtd -d failed"
-for _ in $(seq 100); do [ -s /run/libvirtd.pid ] && break; sleep 0.1; done
-our_libvirtd=$(cat /run/libvirtd.pid)
+started=0
+lvl_start_daemons || started=$?
+our_virtlogd=$lvl_our_virtlogd our_libvirtd=$lvl_our_libvirtd
+[ "$started" -eq 0 ] || die "could not start libvirt's daemons"
 say "started libvirtd (pid $our_libvirtd)${our_virtlogd:+ and virtlogd (pid $our_virtlogd)}"
 for _ in $(seq 120); do virsh -q -c "$URI" version >/dev/null 2>&1 && break; sleep 0.5; done
 lv=$(virsh -q -c "$URI" version --daemon 2>/dev/null | sed -n 's/^Running against daemon: *//p')
@@ -134,23 +126,7 @@ virsh -q -c "$URI" dominfo "$NAME" >/dev/null 2>&1 && die "a guest named $NAME e
 # the hook the hook creates it first, from the same template.
 type=qemu
 if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then type=kvm; fi
-cat >"$work/$NAME.xml" <<EOF
-<domain type='$type'>
-  <name>$NAME</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
-    <loader readonly='yes' type='pflash'>$CODE</loader>
-    <nvram template='$VARS'>$NVRAM</nvram>
-  </os>
-  <features><acpi/></features>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-EOF
+lvl_guest_xml "$type" "$NAME" 256 "$CODE" "<nvram template='$VARS'>$NVRAM</nvram>" >"$work/$NAME.xml"
 rm -f "$NVRAM"
 virsh -q -c "$URI" define "$work/$NAME.xml" >/dev/null && guest_defined=1 || die "virsh define failed"
 # virshstart's first warm-up start creates the varstore.
