@@ -45,6 +45,7 @@ func TestHook(t *testing.T) {
 		{"24_loongarch64_guest", testLoongarch64},
 		{"25_qcow2_add_template_restore", testQcow2AddTemplate},
 		{"26_deb_package_on_root", testDeb}, // 18 on 9.0
+		{"27_pin_then_libvirt_alone", testPinThenLibvirtAlone},
 	}
 	// Only on the machine's own libvirt (A, with B for migration): the
 	// installer, the package and Debian 12's 2 MiB firmware.
