@@ -90,6 +90,10 @@ cleanup() {
 
 # --- preconditions ----------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "needs root (it runs libvirtd and installs the hook): sudo make demo"
+# One real-libvirt run at a time: the demo sets hook entries, the config
+# and qemu.conf aside and reloads the daemon, which would pull the rug from
+# under an e2e or bench run.
+lvl_lock demo || exit 1
 [ -x "$BIN" ] || die "$BIN missing: run make build (make demo does)"
 [ -e "$DEMO" ] && die "$DEMO exists: remove it (a leftover of an interrupted demo?) and run again"
 if grep -qE '^[[:space:]]*nvram[[:space:]]*=' "$QEMUCONF" 2>/dev/null; then

@@ -116,3 +116,16 @@ lvl_guest_xml() {
 </domain>
 EOF
 }
+
+# lvl_lock WHO: take the machine's real-libvirt lock, which every run of a
+# real libvirtd here takes (internal/e2e/run.sh, internal/bench/virsh.sh:
+# shared /dev/kvm, cgroups, hook entries, /etc/libvirt), on fd 9 for the
+# rest of the script; waits up to 30 min for another run to end.
+LVL_LOCK=/run/nvram-hook-real-libvirt.lock
+lvl_lock() {
+	exec 9>>"$LVL_LOCK" || return 1
+	if ! flock -n 9; then
+		echo "$1: waiting for $LVL_LOCK (another real-libvirt run holds it; at most 30 min)" >&2
+		flock -w 1800 9 || { echo "$1: $LVL_LOCK still held after 30 min" >&2; return 1; }
+	fi
+}
