@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
+	"encoding/xml"
 	"errors"
 	"io"
 	"io/fs"
@@ -1481,5 +1482,40 @@ func TestLibvirtLibStop(t *testing.T) {
 	}
 	if ended, _ := f.ended(time.Second); !ended {
 		t.Error("lvl_stop did not end the daemon")
+	}
+}
+
+// libvirtlib.sh's lvl_guest_xml (the demo's and the bench's guest): the
+// domain type, name, memory and loader given, an <nvram> only when one is
+// given, and XML libvirt can read, whatever the values.
+func TestLibvirtLibGuestXML(t *testing.T) {
+	needLinux(t)
+	needTool(t, "bash")
+	lib := here(t, "libvirtlib.sh")
+	for _, tt := range []struct {
+		name, nvram string
+		want        []string
+	}{
+		{"without nvram", "", []string{"<domain type='qemu'>", "<name>g 1</name>", "<memory unit='MiB'>128</memory>", "<loader readonly='yes' type='pflash'>/fw/C.fd</loader>\n  </os>"}},
+		{"with nvram", "<nvram template='/fw/V.fd'>/nv/g_VARS.fd</nvram>", []string{"</loader>\n    <nvram template='/fw/V.fd'>/nv/g_VARS.fd</nvram>\n  </os>"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, nil, "bash", "-c", `. "$0"; lvl_guest_xml qemu "g 1" 128 /fw/C.fd "$1"`, lib, tt.nvram)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			wantContains(t, "lvl_guest_xml", r.stdout, tt.want...)
+			if tt.nvram == "" && strings.Contains(r.stdout, "<nvram") {
+				t.Errorf("an <nvram> though none was given:\n%s", r.stdout)
+			}
+			d := xml.NewDecoder(strings.NewReader(r.stdout))
+			for {
+				if _, err := d.Token(); err == io.EOF {
+					break
+				} else if err != nil {
+					t.Fatalf("not well-formed XML: %v\n%s", err, r.stdout)
+				}
+			}
+		})
 	}
 }
