@@ -464,11 +464,7 @@ func TestCheckReportsConfigProblems(t *testing.T) {
 // ~/.config/libvirt/qemu/nvram, the template comes from the user's own
 // qemu.conf, and the file is not chowned.
 func TestSessionDaemon(t *testing.T) {
-	home := t.TempDir()
-	nvram := filepath.Join(home, "libvirt", "qemu", "nvram")
-	os.MkdirAll(nvram, 0o755)
-	vars := filepath.Join(home, "MY_VARS.fd")
-	os.WriteFile(vars, []byte("session vars"), 0o644)
+	home, nvram, vars := sessionHome(t, "nvram", "MY_VARS.fd", "session vars")
 	os.WriteFile(filepath.Join(home, "libvirt", "qemu.conf"), []byte(fmt.Sprintf("nvram = [ \"/srv/fw/MY_CODE.fd:%s\" ]\n", vars)), 0o644)
 	in := fmt.Sprintf("<domain><name>s</name><os><loader readonly='yes' type='pflash'>/srv/fw/MY_CODE.fd</loader><nvram>%s/s_VARS.fd</nvram></os></domain>", nvram)
 	if r := runSession(home, "prepare", in); r.code != 0 {
@@ -482,6 +478,22 @@ func TestSessionDaemon(t *testing.T) {
 	if r := runSession(home, "restore", rin); r.code != 0 || !strings.Contains(r.stdout, "<nvram template='"+vars+"'>"+nvram+"/t_VARS.fd</nvram>") {
 		t.Errorf("got %+v", r)
 	}
+}
+
+// sessionHome makes a user's config home (~/.config) with the session
+// daemon's directory libvirt/qemu/SUB and a template file NAME holding
+// content beside it, and returns the three paths.
+func sessionHome(t *testing.T, sub, name, content string) (home, dir, template string) {
+	t.Helper()
+	home = t.TempDir()
+	dir, template = filepath.Join(home, "libvirt", "qemu", sub), filepath.Join(home, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(template, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return home, dir, template
 }
 
 // runSession runs the hook as a user's session daemon does (not root, the
@@ -790,11 +802,7 @@ func TestUEFIVarsVarstore(t *testing.T) {
 // ~/.config/libvirt/qemu/varstore/NAME.json, with the template, and
 // creates the file there.
 func TestUEFIVarsSession(t *testing.T) {
-	home := t.TempDir()
-	vsDir := filepath.Join(home, "libvirt", "qemu", "varstore")
-	os.MkdirAll(vsDir, 0o755)
-	tmpl := filepath.Join(home, "MY_VARS.json")
-	os.WriteFile(tmpl, []byte(`{"version": 2, "variables": []}`), 0o644)
+	home, vsDir, tmpl := sessionHome(t, "varstore", "MY_VARS.json", `{"version": 2, "variables": []}`)
 	os.WriteFile(filepath.Join(home, "libvirt", "nvram-hook.conf"), []byte("[templates]\nvarstore = "+romLoader+":"+tmpl+"\n"), 0o644)
 	in := "<domain><name>s</name><os><loader type='rom'>" + romLoader + "</loader><varstore/></os></domain>"
 	want := "<varstore path='" + vsDir + "/s.json' template='" + tmpl + "'/>"
