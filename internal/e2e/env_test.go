@@ -623,18 +623,38 @@ func (e *environment) startDaemon(h *host, cmd *exec.Cmd) error {
 		e.removeGuests(h)
 		return stopPid(pid, "libvirtd")
 	})
+	return waitAnswers(h, t0, 90*time.Second)
+}
+
+// waitAnswers waits until h's libvirtd (pid h.pid, started at t0) answers
+// `virsh version --daemon`, at most until t0+limit, and notes its version.
+func waitAnswers(h *host, t0 time.Time, limit time.Duration) error {
 	var last []byte
-	for time.Since(t0) < 90*time.Second {
+	var err error
+	for time.Since(t0) < limit {
 		c := exec.Command("virsh", "-c", h.uri, "version", "--daemon")
 		c.Env = virshEnv()
-		if last, err = c.CombinedOutput(); err == nil {
+		if last, err = runWithTimeout(c, time.Minute); err == nil {
 			h.version = versionLine(string(last))
-			logf("libvirtd %s pid %d answers after %s", h.name, pid, time.Since(t0).Round(time.Millisecond))
+			logf("libvirtd %s pid %d answers after %s", h.name, h.pid, time.Since(t0).Round(time.Millisecond))
 			return nil
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	return fmt.Errorf("libvirtd %s (pid %d) does not answer on %s: %s", h.name, pid, h.uri, last)
+	return fmt.Errorf("libvirtd %s (pid %d) does not answer on %s: %s", h.name, h.pid, h.uri, last)
+}
+
+// appendHostUUID gives a libvirtd its own host_uuid (random, version 4) at
+// the end of its libvirtd.conf: daemons on one machine would otherwise
+// share the machine's, and libvirt refuses to migrate to the same host.
+func appendHostUUID(conf, comment string) error {
+	uuid := make([]byte, 16)
+	if _, err := rand.Read(uuid); err != nil {
+		return err
+	}
+	uuid[6] = uuid[6]&0x0f | 0x40
+	uuid[8] = uuid[8]&0x3f | 0x80
+	return appendFile(conf, fmt.Sprintf("\n# %s\nhost_uuid = \"%x-%x-%x-%x-%x\"\n", comment, uuid[0:4], uuid[4:6], uuid[6:8], uuid[8:10], uuid[10:]))
 }
 
 // buildHostB makes B's private tree: etc (a copy of /etc/libvirt without
@@ -679,22 +699,7 @@ func (e *environment) buildHostB(bdir string) error {
 	if err := e.suppressAutostart(filepath.Join(bdir, "run")); err != nil {
 		return err
 	}
-	uuid := make([]byte, 16)
-	if _, err := rand.Read(uuid); err != nil {
-		return err
-	}
-	uuid[6] = uuid[6]&0x0f | 0x40
-	uuid[8] = uuid[8]&0x3f | 0x80
-	conf := filepath.Join(e.b.etc, "libvirtd.conf")
-	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(f, "\n# e2e host B\nhost_uuid = \"%x-%x-%x-%x-%x\"\n", uuid[0:4], uuid[4:6], uuid[6:8], uuid[8:10], uuid[10:])
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := appendHostUUID(filepath.Join(e.b.etc, "libvirtd.conf"), "e2e host B"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(e.b.hookEntry), 0o755); err != nil {

@@ -310,6 +310,17 @@ func testSaveDeleteRestore(t *testing.T, h *host) {
 	requireState(t, a, g.name, "running")
 }
 
+// defineStartSave defines g on a, starts it (the hook makes its varstore)
+// and saves it to savePath.
+func defineStartSave(t *testing.T, a *host, g guest) {
+	t.Helper()
+	defineGuest(t, a, g)
+	virsh(t, a, "start", g.name)
+	requireState(t, a, g.name, "running")
+	virsh(t, a, "save", g.name, savePath(g.name))
+	requireState(t, a, g.name, "shut off")
+}
+
 // savedXMLWithoutNvram reads the XML in name's save image, removes its
 // <nvram> element and writes the result into the work dir, for `virsh
 // restore --xml`: it returns the saved XML, the edited XML and its path.
@@ -335,11 +346,7 @@ var nvramElemRe = regexp.MustCompile(`(?s)\s*<nvram\b[^>]*?(?:/>|>.*?</nvram>)`)
 func testRestoreXMLWithoutNvram(t *testing.T, h *host) {
 	a := h
 	g := guest{name: a.guest("s5-restore-xml"), loader: a.customCode}
-	defineGuest(t, a, g)
-	virsh(t, a, "start", g.name)
-	requireState(t, a, g.name, "running")
-	virsh(t, a, "save", g.name, savePath(g.name))
-	requireState(t, a, g.name, "shut off")
+	defineStartSave(t, a, g)
 
 	saved, edited, editedPath := savedXMLWithoutNvram(t, a, g.name)
 	if parseDom(t, saved).Nvram == nil {
@@ -361,14 +368,24 @@ func testRestoreXMLWithoutNvram(t *testing.T, h *host) {
 	if tmpl != a.customVars {
 		t.Errorf("the added <nvram> has template=%q, want %q", tmpl, a.customVars)
 	}
+	requireRestoredOnAddedNvram(t, a, g.name, want, mark, qmark)
+}
+
+// requireRestoredOnAddedNvram: after a paused `virsh restore --xml` of name
+// without <nvram>, the varstore at want (where the restore filter put the
+// <nvram> it added) is a's custom template, 0600, the QEMU user's; the
+// hook's log since mark names it; libvirt's log of the guest since qmark
+// shows the hook-script taint; the guest resumes.
+func requireRestoredOnAddedNvram(t *testing.T, a *host, name, want string, mark, qmark int64) {
+	t.Helper()
 	requireSameFile(t, want, a.customVars, "varstore made for the filter-added <nvram>")
 	requireModeOwner(t, want, 0o600, a.qemuUID)
 	t.Logf("hook log: %s", requireLogMentions(t, a, mark, want))
-	if ql := readFrom(a.qemuLog(g.name), qmark); !strings.Contains(ql, "hook-script") {
-		t.Errorf("libvirt's log for %s does not show the hook-script taint of a filtered restore:\n%s", g.name, ql)
+	if ql := readFrom(a.qemuLog(name), qmark); !strings.Contains(ql, "hook-script") {
+		t.Errorf("libvirt's log for %s does not show the hook-script taint of a filtered restore:\n%s", name, ql)
 	}
-	virsh(t, a, "resume", g.name)
-	requireState(t, a, g.name, "running")
+	virsh(t, a, "resume", name)
+	requireState(t, a, name, "running")
 }
 
 // 6. Live migration to a host that has no varstore for the guest: the

@@ -606,11 +606,7 @@ func testFilterChain(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			o.setMode(t, mode)
 			g := guest{name: guestPrefix + "s16-" + mode, loader: env.customCode}
-			defineGuest(t, a, g)
-			virsh(t, a, "start", g.name)
-			requireState(t, a, g.name, "running")
-			virsh(t, a, "save", g.name, savePath(g.name))
-			requireState(t, a, g.name, "shut off")
+			defineStartSave(t, a, g)
 			_, edited, editedPath := savedXMLWithoutNvram(t, a, g.name)
 			if strings.Contains(edited, foreignMarker) {
 				t.Fatalf("editing the saved XML went wrong:\n%s", edited)
@@ -637,14 +633,7 @@ func testFilterChain(t *testing.T) {
 				t.Fatalf("foreign filter mode %s: the restored domain's <description> is %q\n%s", mode, got, live)
 			}
 			t.Logf("restored domain: <description>%s</description>, <nvram template='%s'>%s</nvram>", d.Description, tmpl, path)
-			requireSameFile(t, want, env.customVars, "varstore made for the filter-added <nvram>")
-			requireModeOwner(t, want, 0o600, env.qemuUID)
-			t.Logf("hook log: %s", requireLogMentions(t, a, mark, want))
-			if ql := readFrom(a.qemuLog(g.name), qmark); !strings.Contains(ql, "hook-script") {
-				t.Errorf("libvirt's log for %s does not show the hook-script taint:\n%s", g.name, ql)
-			}
-			virsh(t, a, "resume", g.name)
-			requireState(t, a, g.name, "running")
+			requireRestoredOnAddedNvram(t, a, g.name, want, mark, qmark)
 			virsh(t, a, "destroy", g.name)
 		})
 	}

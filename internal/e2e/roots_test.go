@@ -13,7 +13,6 @@
 package e2e
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -191,13 +190,7 @@ func (e *environment) startRootHost(h *host) error {
 	if err := appendFile(filepath.Join(h.etc, "qemu.conf"), "\n# e2e root host\nstdio_handler = \"file\"\nsecurity_driver = \"none\"\ncgroup_controllers = [ ]\nnamespaces = [ ]\n"); err != nil {
 		return err
 	}
-	uuid := make([]byte, 16)
-	if _, err := rand.Read(uuid); err != nil {
-		return err
-	}
-	uuid[6] = uuid[6]&0x0f | 0x40
-	uuid[8] = uuid[8]&0x3f | 0x80
-	if err := appendFile(filepath.Join(h.etc, "libvirtd.conf"), fmt.Sprintf("\n# e2e root host\nhost_uuid = \"%x-%x-%x-%x-%x\"\n", uuid[0:4], uuid[4:6], uuid[6:8], uuid[8:10], uuid[10:])); err != nil {
+	if err := appendHostUUID(filepath.Join(h.etc, "libvirtd.conf"), "e2e root host"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(h.hookEntry), 0o755); err != nil {
@@ -239,18 +232,7 @@ func (e *environment) startRootHost(h *host) error {
 		}
 		return err
 	})
-	var last []byte
-	for time.Since(t0) < 3*time.Minute {
-		c := exec.Command("virsh", "-c", h.uri, "version", "--daemon")
-		c.Env = virshEnv()
-		if last, err = runWithTimeout(c, time.Minute); err == nil {
-			h.version = versionLine(string(last))
-			logf("libvirtd %s pid %d answers after %s", h.name, lpid, time.Since(t0).Round(time.Millisecond))
-			return nil
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	return fmt.Errorf("libvirtd %s (pid %d) does not answer on %s: %s", h.name, lpid, h.uri, last)
+	return waitAnswers(h, t0, 3*time.Minute)
 }
 
 // runInRoot starts daemon -d chrooted into h's root, in a mount namespace
