@@ -410,6 +410,16 @@ func migrate(t *testing.T, name string, flags ...string) {
 // match wins.
 func descriptorTemplate(t *testing.T, h *host, loader string) string {
 	t.Helper()
+	if tmpl := descriptorTemplateIn(h, loader); tmpl != "" {
+		return tmpl
+	}
+	t.Fatalf("no firmware descriptor names %s", loader)
+	return ""
+}
+
+// descriptorTemplateIn is descriptorTemplate's answer, "" when no
+// descriptor names loader.
+func descriptorTemplateIn(h *host, loader string) string {
 	files := map[string]string{}
 	for _, dir := range []string{h.local("/usr/share/qemu/firmware"), h.local("/etc/qemu/firmware")} {
 		ents, _ := os.ReadDir(dir)
@@ -447,7 +457,6 @@ func descriptorTemplate(t *testing.T, h *host, loader string) string {
 			return d.Mapping.NvramTemplate.Filename
 		}
 	}
-	t.Fatalf("no firmware descriptor names %s", loader)
 	return ""
 }
 
