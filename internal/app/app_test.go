@@ -436,6 +436,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"explain"}, "<domain><name>x</name><os><loader type='rom'>" + romLoader + "</loader><varstore path='" + h.nvram + "/x.json'/></os></domain>", 1,
 			"varstore: " + h.nvram + "/x.json (uefi-vars JSON) template=(none)\nprepare: would FAIL (exit 1): cannot create varstore " + h.nvram + "/x.json: no uefi-vars JSON varstore template for rom loader " + romLoader, ""},
 		{[]string{"explain"}, string(h.sample(t, "libvirt-9.0/uefi-custom--prepare.xml")), 0, "reset-nvram: 'virsh start --reset-nvram' fails: libvirt itself knows no template for " + customLoader, ""},
+		{[]string{"explain"}, "<domain><name>y</name><os><loader type='rom'>" + romLoader + "</loader><varstore template='" + h.fw + "/MY_VARS.json' path='" + h.nvram + "/y.json'/></os></domain>", 0,
+			"reset-nvram: libvirt recreates the varstore from the template it knows (template= in the definition)", ""},
 		{[]string{"explain"}, "<domain><name>q</name><os><loader readonly='yes' type='pflash'>" + customLoader + "</loader><nvram format='qcow2' template='" + h.fw + "/CUSTOM_VARS.fd'>" + h.nvram + "/q_VARS.qcow2</nvram></os></domain>", 0,
 			"libvirt: libvirt 12.8 refuses every start of this definition", ""},
 	}
@@ -560,8 +562,10 @@ func TestAudit(t *testing.T) {
 		"PROBLEM  linked: " + h.nvram + "/linked_VARS.fd exists (65536 bytes), template " + h.fw + "/CUSTOM_VARS.fd (hook config), but 'virsh start --reset-nvram' fails",
 		"PROBLEM  dangling: the next start will fail: " + h.nvram + "/dangling_VARS.fd: not a regular file (a dangling symlink)",
 		"PROBLEM  qcow2raw: libvirt 12.8 refuses every start of this definition, with or without the varstore (\"conversion of the nvram template to another target format is not supported\"): template " + h.fw + "/CUSTOM_VARS.fd is raw, the varstore is qcow2; remove template= from <nvram>",
-		"ok       vs: " + h.nvram + "/vs.json exists (31 bytes), template " + h.fw + "/MY_VARS.json (hook config)",
-		"13 domains, 12 with a file varstore, 9 problem(s)",
+		// The same for a <varstore>: only a descriptor with a JSON template
+		// (or template= on <varstore>) lets libvirt reset it.
+		"PROBLEM  vs: " + h.nvram + "/vs.json exists (31 bytes), template " + h.fw + "/MY_VARS.json (hook config), but 'virsh start --reset-nvram' fails: libvirt itself knows no template for " + romLoader + "; 'libvirt-nvram-hook pin vs' writes template='" + h.fw + "/MY_VARS.json' into the definition",
+		"13 domains, 12 with a file varstore, 10 problem(s)",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("audit output lacks %q:\n%s", want, r.stdout)

@@ -203,7 +203,7 @@ func runExplain(e Env, file string) int {
 			for _, note := range pl.Libvirt {
 				fmt.Fprintf(out, "libvirt: %s\n", note)
 			}
-			if pl.Path != "" && !plan.UEFIVars(d) {
+			if pl.Path != "" {
 				fmt.Fprintf(out, "reset-nvram: %s\n", describeReset(host, d))
 			}
 		}

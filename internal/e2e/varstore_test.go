@@ -213,7 +213,18 @@ func testUEFIVarsVarstore(t *testing.T, h *host) {
 		if code != 0 || !strings.Contains(stdout, "varstore: "+lvs+" (uefi-vars JSON)") || !strings.Contains(stdout, tmpl) {
 			t.Errorf("explain: exit %d, want 0, the varstore %s and the template %s", code, lvs, tmpl)
 		}
-		requireAudit(t, h, name, "ok", lvs, "exists", tmpl)
+		// libvirt itself knows no JSON template for this rom (no
+		// descriptor has one): a reset fails, hook or not, and the store
+		// is left as it was; check --audit says so and names pin.
+		golden := readBytes(t, vs)
+		out := virshFails(t, h, "start", "--paused", "--reset-nvram", name)
+		if !strings.Contains(out, "unable to find any master var store for loader") {
+			t.Fatalf("libvirt %s: start --reset-nvram of the unpinned <varstore> failed, but not for the missing template:\n%s", h.gen, out)
+		}
+		t.Logf("libvirt %s, start --reset-nvram before pin: %s", h.gen, strings.TrimSpace(out))
+		requireState(t, h, name, "shut off")
+		requireSameBytes(t, vs, golden, "the store after the refused --reset-nvram")
+		requireAudit(t, h, name, "PROBLEM", lvs, "exists", tmpl, "--reset-nvram", "pin "+name)
 		if err := os.Remove(vs); err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +233,7 @@ func testUEFIVarsVarstore(t *testing.T, h *host) {
 		if code != 0 || !strings.Contains(stdout, "create "+lvs+" from "+tmpl+" (hook config") {
 			t.Errorf("explain of the missing store: exit %d, want 0 and create %s from %s", code, lvs, tmpl)
 		}
-		requireAudit(t, h, name, "ok", lvs, "missing", tmpl)
+		requireAudit(t, h, name, "PROBLEM", lvs, "missing", tmpl, "--reset-nvram")
 	})
 
 	// pin writes the template into <varstore>; then libvirt alone (the
