@@ -114,27 +114,13 @@ func testPinThenLibvirtAlone(t *testing.T, h *host) {
 		t.Fatal(err)
 	}
 	mark = h.logMark()
-	t0 = time.Now()
-	virsh(t, h, "start", "--paused", name)
-	startTook := time.Since(t0)
-	requireState(t, h, name, "paused")
-	requireSameFile(t, vs, h.customVars, "varstore libvirt created itself from the pinned template")
-	requireModeOwner(t, vs, 0o600, h.qemuUID)
-	virsh(t, h, "destroy", name)
-	requireState(t, h, name, "shut off")
+	startTook := startPausedOnTemplate(t, h, name, vs, "varstore libvirt created itself from the pinned template")
 
 	writeMarker(t, vs)
 	if bytes.Equal(readBytes(t, vs), readBytes(t, h.customVars)) {
 		t.Fatal("the marker did not change the varstore")
 	}
-	t0 = time.Now()
-	virsh(t, h, "start", "--paused", "--reset-nvram", name)
-	resetTook := time.Since(t0)
-	requireState(t, h, name, "paused")
-	requireSameFile(t, vs, h.customVars, "varstore after --reset-nvram (libvirt alone)")
-	requireModeOwner(t, vs, 0o600, h.qemuUID)
-	virsh(t, h, "destroy", name)
-	requireState(t, h, name, "shut off")
+	resetTook := startPausedOnTemplate(t, h, name, vs, "varstore after --reset-nvram (libvirt alone)", "--reset-nvram")
 	if log := strings.TrimSpace(h.logSince(mark)); log != "" {
 		t.Errorf("the hook was removed, yet it logged:\n%s", log)
 	}
@@ -323,4 +309,21 @@ func requireAudit(t *testing.T, h *host, name, status string, words ...string) {
 			t.Errorf("check --audit's line for %s does not mention %q: %s", name, w, l.text)
 		}
 	}
+}
+
+// startPausedOnTemplate starts name paused (with the extra virsh options),
+// requires its varstore vs to be h's custom template byte for byte, 0600,
+// owned by the qemu user, stops it again, and returns how long the start
+// took.
+func startPausedOnTemplate(t *testing.T, h *host, name, vs, what string, extra ...string) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	virsh(t, h, append(append([]string{"start", "--paused"}, extra...), name)...)
+	took := time.Since(t0)
+	requireState(t, h, name, "paused")
+	requireSameFile(t, vs, h.customVars, what)
+	requireModeOwner(t, vs, 0o600, h.qemuUID)
+	virsh(t, h, "destroy", name)
+	requireState(t, h, name, "shut off")
+	return took
 }
