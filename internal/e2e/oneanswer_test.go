@@ -65,6 +65,48 @@ func testOneAnswerSnakeoil(t *testing.T, h *host) {
 		oneAnswerStart(t, h, name, loader, lvs, tmpl, tmpl)
 	})
 
+	// The hook's own lookup on this root, fed the definition as 11.3
+	// stores it (the snakeoil path, no template; what a guest defined on
+	// 11.3 carries), which 12.8 never stores itself: explain and prepare
+	// begin, run as libvirt runs the hook, give the snakeoil template.
+	t.Run("hook_on_the_11.3_form", func(t *testing.T) {
+		form := h.guest("s29-form113")
+		flvs := h.varstorePath(form)
+		removeGuest(t, form)
+		t.Cleanup(func() { removeGuest(t, form) })
+		x := virsh(t, h, "dumpxml", "--inactive", name)
+		x = strings.Replace(x, "<name>"+name+"</name>", "<name>"+form+"</name>", 1)
+		x = regexp.MustCompile(`\s*<uuid>[^<]*</uuid>`).ReplaceAllString(x, "")
+		x = strings.Replace(x, ">"+msCode+"</loader>", ">"+snakeoilCode+"</loader>", 1)
+		x = strings.Replace(x, nvramElem(x), "<nvram format='raw'>"+flvs+"</nvram>", 1)
+		if l := loaderElemRe.FindString(x); !strings.Contains(l, snakeoilCode) || strings.Contains(x, "template=") {
+			t.Fatalf("could not make the 11.3 form of the definition:\n%s", x)
+		}
+		stdout, stderr, code := hookCLIIn(t, h, x, "explain")
+		t.Logf("explain of the 11.3 form on libvirt %s's root: exit %d\n%s%s", h.gen, code, stdout, stderr)
+		m := explainCreateRe.FindStringSubmatch(stdout)
+		if code != 0 || m == nil || m[1] != flvs || m[2] != snakeoilVars {
+			t.Fatalf("explain: exit %d, want 0 and \"prepare: create %s from %s ...\"", code, flvs, snakeoilVars)
+		}
+		if star := explainStar(stdout); !strings.HasPrefix(star, snakeoilCode+" -> "+snakeoilVars+" ") || strings.Contains(star, "resolving symlinks") {
+			t.Errorf("explain's entry marked used is %q, want the literal %s -> %s", star, snakeoilCode, snakeoilVars)
+		}
+		checkOut, _, _ := hookCLI(t, h, "check")
+		if used, entries := checkUsed(checkOut, snakeoilCode); used != snakeoilVars {
+			t.Errorf("check marks %q as used for %s, want %s:\n%s", used, snakeoilCode, snakeoilVars, strings.Join(entries, "\n"))
+		}
+		mark := h.logMark()
+		stdout, stderr, code = hookCLIIn(t, h, x, form, "prepare", "begin", "-")
+		if code != 0 || stdout != "" {
+			t.Fatalf("hook %s prepare begin -: exit %d, stdout %q, stderr %q", form, code, stdout, stderr)
+		}
+		requireSameFile(t, h.local(flvs), h.local(snakeoilVars), "the varstore the hook created from the 11.3 form")
+		requireModeOwner(t, h.local(flvs), 0o600, h.qemuUID)
+		line := requireLogMentions(t, h, mark, flvs, "action=created", "template="+snakeoilVars+" ", `template_source="built-in table"`)
+		t.Logf("hook log: %s", line)
+		recordTiming(fmt.Sprintf("29 on libvirt %s: the hook fed the 11.3 form (snakeoil path, no template): prepare begin made %s from %s (built-in table), as explain and check said", h.gen, flvs, snakeoilVars), 0)
+	})
+
 	// A definition that keeps the snakeoil path, if libvirt keeps one: an
 	// explicit varstore path first, then an explicit template.
 	t.Run("snakeoil_path_kept", func(t *testing.T) {
