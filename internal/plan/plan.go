@@ -303,8 +303,7 @@ func (h *Host) plan(pl *Plan, d *domain.Domain, mode Mode) error {
 		}
 		if to == "" {
 			pl.LoaderMissing = d.Loader.Path
-		}
-		if to != "" {
+		} else {
 			pl.Effects = append(pl.Effects, SetLoader{From: d.Loader.Path, To: to})
 			d2, l := *d, *d.Loader
 			l.Path = to
