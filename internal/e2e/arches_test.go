@@ -87,13 +87,7 @@ func archStart(t *testing.T, h *host, g guest, lvs, tmplPath, source string) {
 	if source != "" {
 		requireLogMentions(t, h, mark, lvs, "created", `template_source="`+source+`"`)
 	}
-	pids := qemuPidsOf(g.name)
-	if len(pids) != 1 {
-		t.Fatalf("expected one QEMU for %s, found %v", g.name, pids)
-	}
-	if links := procOpen(pids[0]); !hasSuffixIn(links, lvs) {
-		t.Errorf("QEMU pid %d of %s does not hold %s open; its open files: %s", pids[0], g.name, lvs, strings.Join(links, " "))
-	}
+	requireHeldOpen(t, g.name, lvs)
 	msg := fmt.Sprintf("%s on libvirt %s (%s): virsh start --paused took %s; varstore %d bytes, %d allocated (cp --sparse=always: %d)",
 		g.arch, h.gen, filepath.Base(g.loader), took.Round(time.Millisecond), len(tmpl), alloc, want)
 	t.Log(msg)

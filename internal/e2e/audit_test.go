@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -52,22 +50,8 @@ func testAudit(t *testing.T, h *host) {
 	before := snapshotDirs(t, watched...)
 	// Run where the host's libvirt runs (a root host: in its namespace and
 	// root, where the hook's own files are).
-	cmd := exec.Command(env.hookBin, "check", "--audit", "/etc/libvirt/qemu")
-	if a.root != "" {
-		cmd = exec.Command("nsenter", "-t", strconv.Itoa(a.pid), "-m", "-r", "--", env.hookBin, "check", "--audit", "/etc/libvirt/qemu")
-	}
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	out := stdout.String()
-	t.Logf("check --audit /etc/libvirt/qemu on host %s: exit %d\n%s%s", a.name, code, out, stderr.String())
+	out, errOut, code := hookCLI(t, a, "check", "--audit", "/etc/libvirt/qemu")
+	t.Logf("check --audit /etc/libvirt/qemu on host %s: exit %d\n%s%s", a.name, code, out, errOut)
 	if after := snapshotDirs(t, watched...); after != before {
 		t.Errorf("check --audit changed files:\nbefore:\n%s\nafter:\n%s", before, after)
 	}

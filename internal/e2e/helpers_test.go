@@ -132,12 +132,7 @@ func defineGuest(t *testing.T, h *host, g guest) {
 	if g.uid == 0 {
 		g.uid, g.gid = h.qemuUID, h.qemuGID
 	}
-	p := filepath.Join(env.work, "xml", g.name+".xml")
-	if err := os.WriteFile(p, []byte(g.xml()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { removeGuest(t, g.name) })
-	virsh(t, h, "define", p)
+	defineXML(t, h, g.name, g.xml())
 }
 
 func removeGuest(t *testing.T, name string) {

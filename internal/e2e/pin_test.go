@@ -208,8 +208,8 @@ func testPinThenLibvirtAlone(t *testing.T, h *host) {
 	})
 }
 
-// defineXML defines domain XML text on h, with the same cleanup as
-// defineGuest.
+// defineXML defines domain XML text on h and registers its removal from
+// both hosts (removeGuest).
 func defineXML(t *testing.T, h *host, name, text string) {
 	t.Helper()
 	p := filepath.Join(env.work, "xml", name+".xml")
