@@ -845,18 +845,25 @@ func virshRaw(h *host, args ...string) (string, error) {
 func runWithTimeout(cmd *exec.Cmd, d time.Duration) ([]byte, error) {
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := waitTimeout(cmd, d)
+	return buf.Bytes(), err
+}
+
+// waitTimeout runs cmd (its output goes where the caller set it) and kills
+// it if it has not ended after d.
+func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		return buf.Bytes(), err
+		return err
 	case <-time.After(d):
 		cmd.Process.Kill()
 		<-done
-		return buf.Bytes(), fmt.Errorf("%s: timed out after %s", strings.Join(cmd.Args, " "), d)
+		return fmt.Errorf("%s: timed out after %s", strings.Join(cmd.Args, " "), d)
 	}
 }
 

@@ -254,12 +254,13 @@ func nvramElem(domXML string) string {
 
 // hookCLI runs the hook binary as a person would on h's machine: on a root
 // host inside the root and mount namespace of its libvirtd (where its
-// virsh, config and firmware are), as scenario 14 runs check --audit.
+// virsh, config and firmware are); at most 3 minutes.
 func hookCLI(t *testing.T, h *host, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	return hookCLIIn(t, h, "", args...)
 }
 
+// hookCLIIn is hookCLI with stdin.
 func hookCLIIn(t *testing.T, h *host, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(env.hookBin, args...)
@@ -270,23 +271,11 @@ func hookCLIIn(t *testing.T, h *host, stdin string, args ...string) (stdout, std
 	cmd.Stdin = strings.NewReader(stdin)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(3 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s: timed out\n%s%s", strings.Join(cmd.Args, " "), o.String(), e.String())
-	}
+	err := waitTimeout(cmd, 3*time.Minute)
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", strings.Join(cmd.Args, " "), err)
+		t.Fatalf("%s: %v\n%s%s", strings.Join(cmd.Args, " "), err, o.String(), e.String())
 	}
 	return o.String(), e.String(), code
 }
