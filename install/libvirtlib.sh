@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # libvirtlib.sh: bash helpers shared by the scripts that run a real libvirtd
-# of their own (install/demo.sh, internal/bench/virsh.sh): packages, the
-# daemons' processes, and the run-time markers that keep a short-lived
-# daemon from autostarting the machine's guests, networks and pools.
+# of their own (install/demo.sh, internal/bench/virsh.sh, and for its lock
+# internal/e2e/run.sh): packages, the daemons' processes, the run-time
+# markers that keep a short-lived daemon from autostarting the machine's
+# guests, networks and pools, and the real-libvirt lock.
 
 # lvl_missing PKG...: print the Debian packages of the list not installed.
 lvl_missing() {

@@ -25,12 +25,9 @@ skip() {
 
 # One real-libvirt run at a time on this machine (shared /dev/kvm, cgroups,
 # ports): the lock every user of a real daemon here takes.
-lock=/run/nvram-hook-real-libvirt.lock
-exec 9>>"$lock"
-if ! flock -n 9; then
-	echo "e2e: waiting for $lock (another real-libvirt run holds it; at most 30 min)"
-	flock -w 1800 9 || { echo "e2e: $lock still held after 30 min"; exit 1; }
-fi
+# shellcheck source=../../install/libvirtlib.sh
+. install/libvirtlib.sh
+lvl_lock e2e || exit 1
 
 pkgs=(libvirt-daemon-system libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-x86 qemu-system-arm ovmf qemu-efi-aarch64 qemu-utils passwd util-linux mmdebstrap)
